@@ -41,18 +41,45 @@ class WorkbenchApp(App[None]):
     DEFAULT_MODE = "data"
     COMMANDS = App.COMMANDS | {WorkbenchCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("1", "show('data')", "Data", id="go.data",
-                tooltip="Import, browse, fix and split the training examples"),
-        Binding("2", "show('train')", "Train", id="go.train",
-                tooltip="Configure, start and watch training runs"),
-        Binding("3", "show('chat')", "Chat", id="go.chat",
-                tooltip="Chat with an exported GGUF model"),
-        Binding("4", "show('eval')", "Eval", id="go.eval",
-                tooltip="Judge the model against the old pipeline"),
-        Binding("f1,question_mark", "help", "Help", id="app.help",
-                tooltip="Help for the focused widget, this screen and its keys"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True,
-                tooltip="Quit the app; background jobs keep running"),
+        Binding(
+            "1",
+            "show('data')",
+            "Data",
+            id="go.data",
+            tooltip="Import, browse, fix and split the training examples",
+        ),
+        Binding(
+            "2",
+            "show('train')",
+            "Train",
+            id="go.train",
+            tooltip="Configure, start and watch training runs",
+        ),
+        Binding(
+            "3", "show('chat')", "Chat", id="go.chat", tooltip="Chat with an exported GGUF model"
+        ),
+        Binding(
+            "4",
+            "show('eval')",
+            "Eval",
+            id="go.eval",
+            tooltip="Judge the model against the old pipeline",
+        ),
+        Binding(
+            "f1,question_mark",
+            "help",
+            "Help",
+            id="app.help",
+            tooltip="Help for the focused widget, this screen and its keys",
+        ),
+        Binding(
+            "ctrl+q",
+            "quit",
+            "Quit",
+            id="app.quit",
+            priority=True,
+            tooltip="Quit the app; background jobs keep running",
+        ),
     ]
 
     accelerator: reactive[Accelerator | None] = reactive(None)
@@ -79,13 +106,23 @@ class WorkbenchApp(App[None]):
         self.scan_jobs()
         self.set_interval(JOBS_SCAN_SECONDS, self.scan_jobs)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="probe",
-          description="detect the GPU")
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="probe",
+        description="detect the GPU",
+    )
     def detect_accelerator(self) -> None:
         self.post_message(self.AcceleratorDetected(self.probe()))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="jobs",
-          description="scan running jobs")
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="jobs",
+        description="scan running jobs",
+    )
     def scan_jobs(self) -> None:
         self.post_message(self.JobsScanned(tuple(running_jobs(self.workspace.root))))
 
@@ -98,8 +135,11 @@ class WorkbenchApp(App[None]):
     @on(Worker.StateChanged)
     def report_worker_failure(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR:
-            self.notify(f"{event.worker.description} failed: {event.worker.error}",
-                        severity="error", timeout=8)
+            self.notify(
+                f"{event.worker.description} failed: {event.worker.error}",
+                severity="error",
+                timeout=8,
+            )
 
     def action_show(self, mode: str) -> None:
         """Switch to one of the four screens."""

@@ -23,18 +23,18 @@ class WorkbenchCommands(Provider):
             self.screen.palette_commands() if isinstance(self.screen, WorkbenchScreen) else []
         )
         go = [
-            PaletteCommand(f"go: {title.split()[1].lower()} screen",
-                           f"Switch to the {title.split()[1]} screen (key {title.split()[0]})",
-                           partial(app.action_show, mode))
+            PaletteCommand(
+                f"go: {title.split()[1].lower()} screen",
+                f"Switch to the {title.split()[1]} screen (key {title.split()[0]})",
+                partial(app.action_show, mode),
+            )
             for mode, title in SCREEN_TABS
         ]
         return [
             *screen_commands,
             *go,
-            PaletteCommand("app: help", "Help for this screen and its keys (F1)",
-                           app.action_help),
-            PaletteCommand("app: quit", "Quit; background jobs keep running (Ctrl+Q)",
-                           app.exit),
+            PaletteCommand("app: help", "Help for this screen and its keys (F1)", app.action_help),
+            PaletteCommand("app: quit", "Quit; background jobs keep running (Ctrl+Q)", app.exit),
         ]
 
     async def discover(self) -> Hits:
@@ -46,5 +46,6 @@ class WorkbenchCommands(Provider):
         for command in self.commands():
             score = matcher.match(command.title)
             if score > 0:
-                yield Hit(score, matcher.highlight(command.title), command.callback,
-                          help=command.help)
+                yield Hit(
+                    score, matcher.highlight(command.title), command.callback, help=command.help
+                )

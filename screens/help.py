@@ -36,8 +36,13 @@ class HelpScreen(ModalScreen[None]):
     """A scrollable help panel over the current screen; Esc, F1 or ? closes it."""
 
     BINDINGS = [
-        Binding("escape,f1,question_mark,q", "dismiss", "Close help", id="help.close",
-                tooltip="Close this help and go back"),
+        Binding(
+            "escape,f1,question_mark,q",
+            "dismiss",
+            "Close help",
+            id="help.close",
+            tooltip="Close this help and go back",
+        ),
     ]
 
     def __init__(self, markdown: str) -> None:

@@ -27,8 +27,10 @@ when you close the app or lose SSH; reopening shows them live.
                 "chart loss and eval loss live; warn on overfitting, NaN and out-of-memory",
                 "compare runs and sweeps, and keep the best checkpoint",
             ],
-            ["workbench config keys        every setting, explained",
-             "workbench config set train.lora_r=32"],
+            [
+                "workbench config keys        every setting, explained",
+                "workbench config set train.lora_r=32",
+            ],
         )
         yield Static(
             f"Current settings: base model [b]{train.base_model}[/b] · backend {train.backend} · "

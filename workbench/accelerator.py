@@ -66,7 +66,10 @@ def detect_accelerator(timeout: float = 3.0) -> Accelerator:
     try:
         result = subprocess.run(
             [smi, _QUERY, "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=timeout, check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Accelerator(note=f"nvidia-smi failed: {exc}")

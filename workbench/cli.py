@@ -79,14 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _workspace_option(parser: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
     parser.add_argument(
-        "-w", "--workspace", metavar="DIR", type=Path, default=default,
+        "-w",
+        "--workspace",
+        metavar="DIR",
+        type=Path,
+        default=default,
         help="workspace directory (default: the one containing the current directory)",
     )
 
 
-def _command(
-    commands: Any, name: str, help_text: str, handler: Handler
-) -> argparse.ArgumentParser:
+def _command(commands: Any, name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
     sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
     _workspace_option(sub)
     sub.set_defaults(handler=handler)
@@ -149,7 +151,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _add_demo_model(commands: Any) -> None:
     sub = _command(
-        commands, "demo-model",
+        commands,
+        "demo-model",
         "build the tiny offline base model (Llama architecture, a few MB, random weights)",
         cmd_demo_model,
     )
@@ -178,8 +181,7 @@ def _add_config(commands: Any) -> None:
     _command(actions, "check", "validate workbench.toml (exit 1 on problems)", cmd_config_check)
     show = _command(actions, "show", "print every setting with its value", cmd_config_show)
     _json_option(show)
-    set_ = _command(actions, "set", "set KEY=VALUE (comments in the file are kept)",
-                    cmd_config_set)
+    set_ = _command(actions, "set", "set KEY=VALUE (comments in the file are kept)", cmd_config_set)
     set_.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
     _command(actions, "keys", "list every setting with its explanation", cmd_config_keys)
 
@@ -224,8 +226,9 @@ def cmd_config_keys(args: argparse.Namespace) -> int:
 
 
 def _add_runs(commands: Any) -> None:
-    sub = _command(commands, "runs", "list, show, follow, stop or resume training runs",
-                   cmd_runs_list)
+    sub = _command(
+        commands, "runs", "list, show, follow, stop or resume training runs", cmd_runs_list
+    )
     actions = sub.add_subparsers(title="actions", metavar="ACTION")
     _json_option(_command(actions, "list", "every run with its state", cmd_runs_list))
     for name, text in (
@@ -265,28 +268,50 @@ def _not_built(name: str) -> Handler:
 
 
 def _add_data(commands: Any) -> None:
-    sub = _command(commands, "data", "import, validate, export, describe and split examples",
-                   _not_built("data"))
+    sub = _command(
+        commands,
+        "data",
+        "import, validate, export, describe and split examples",
+        _not_built("data"),
+    )
     actions = sub.add_subparsers(title="actions", metavar="ACTION")
-    imp = _command(actions, "import", "import JSONL/CSV/Parquet files into the workspace",
-                   _not_built("data import"))
+    imp = _command(
+        actions,
+        "import",
+        "import JSONL/CSV/Parquet files into the workspace",
+        _not_built("data import"),
+    )
     imp.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    imp.add_argument("--format", default="auto",
-                     choices=["auto", "openai", "sharegpt", "alpaca", "prompt-completion",
-                              "csv", "parquet"])
-    val = _command(actions, "validate", "report every problem as FILE:LINE: reason",
-                   _not_built("data validate"))
+    imp.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "openai", "sharegpt", "alpaca", "prompt-completion", "csv", "parquet"],
+    )
+    val = _command(
+        actions,
+        "validate",
+        "report every problem as FILE:LINE: reason",
+        _not_built("data validate"),
+    )
     val.add_argument("files", nargs="*", type=Path, metavar="FILE")
     _json_option(val)
     exp = _command(actions, "export", "write examples to a file", _not_built("data export"))
     exp.add_argument("--out", type=Path, required=True, metavar="PATH")
-    exp.add_argument("--format", default="openai",
-                     choices=["openai", "sharegpt", "alpaca", "parquet"])
+    exp.add_argument(
+        "--format", default="openai", choices=["openai", "sharegpt", "alpaca", "parquet"]
+    )
     exp.add_argument("--split", default="all", choices=["all", "train", "val", "test"])
-    _json_option(_command(actions, "stats", "counts, token lengths, duplicates, problems",
-                          _not_built("data stats")))
-    split = _command(actions, "split", "assign train/val/test deterministically",
-                     _not_built("data split"))
+    _json_option(
+        _command(
+            actions,
+            "stats",
+            "counts, token lengths, duplicates, problems",
+            _not_built("data stats"),
+        )
+    )
+    split = _command(
+        actions, "split", "assign train/val/test deterministically", _not_built("data split")
+    )
     split.add_argument("--val", metavar="N|FRACTION")
     split.add_argument("--test", metavar="N|FRACTION")
     split.add_argument("--seed", type=int, default=0)
@@ -294,21 +319,30 @@ def _add_data(commands: Any) -> None:
 
 
 def _add_train(commands: Any) -> None:
-    sub = _command(commands, "train", "start a training run in the background; prints its id",
-                   _not_built("train"))
-    sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a [train] setting for this run (repeatable)")
+    sub = _command(
+        commands,
+        "train",
+        "start a training run in the background; prints its id",
+        _not_built("train"),
+    )
+    sub.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a [train] setting for this run (repeatable)",
+    )
 
 
 def _add_sweep(commands: Any) -> None:
-    sub = _command(commands, "sweep", "queue a grid or list of run variants",
-                   _not_built("sweep"))
+    sub = _command(commands, "sweep", "queue a grid or list of run variants", _not_built("sweep"))
     sub.add_argument("file", type=Path, metavar="FILE")
 
 
 def _add_export(commands: Any) -> None:
-    sub = _command(commands, "export", "merge a run's adapter and write GGUF files",
-                   _not_built("export"))
+    sub = _command(
+        commands, "export", "merge a run's adapter and write GGUF files", _not_built("export")
+    )
     sub.add_argument("run_id", metavar="RUN_ID")
     sub.add_argument("--checkpoint", default="best", metavar="best|last|N")
     sub.add_argument("--quant", default="q8_0", metavar="f16,q8_0,q4_k_m")
@@ -320,12 +354,17 @@ def _add_chat(commands: Any) -> None:
 
 
 def _add_eval(commands: Any) -> None:
-    sub = _command(commands, "eval", "judge the fine-tuned model against the old pipeline",
-                   _not_built("eval"))
+    sub = _command(
+        commands, "eval", "judge the fine-tuned model against the old pipeline", _not_built("eval")
+    )
     actions = sub.add_subparsers(title="actions", metavar="ACTION")
     _command(actions, "run", "start an evaluation in the background", _not_built("eval run"))
-    report = _command(actions, "report", "win/tie/loss, cost and latency of an evaluation",
-                      _not_built("eval report"))
+    report = _command(
+        actions,
+        "report",
+        "win/tie/loss, cost and latency of an evaluation",
+        _not_built("eval report"),
+    )
     report.add_argument("eval_id", metavar="ID")
     _json_option(report)
 

@@ -59,7 +59,7 @@ class DataSection(Section):
 
 class TrainSection(Section):
     base_model: str = "unsloth/Llama-3.2-1B-Instruct"
-    """Base model: a local directory or a hub id. "workbench:demo-tiny" is the tiny offline model."""
+    """Base model: a local directory or a hub id ("workbench:demo-tiny": the tiny offline one)."""
     backend: Literal["auto", "unsloth", "hf"] = "auto"
     """auto: Unsloth when CUDA is present, else transformers + peft + trl."""
     load_in_4bit: bool = True
@@ -72,7 +72,13 @@ class TrainSection(Section):
     """Dropout on the adapter inputs (0 is fastest with Unsloth)."""
     target_modules: list[str] = Field(
         default_factory=lambda: [
-            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
         ],
         min_length=1,
     )
@@ -88,7 +94,7 @@ class TrainSection(Section):
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
     """Steps accumulated per optimizer update (effective batch = batch_size x this)."""
     max_seq_length: int = Field(2048, ge=16, le=262144)
-    """Longest example in tokens; longer ones are flagged by validation and truncated in training."""
+    """Longest example in tokens; longer ones are flagged, and truncated in training."""
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     """Share of steps spent warming the learning rate up."""
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"

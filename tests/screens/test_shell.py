@@ -1,0 +1,126 @@
+"""The app shell, driven by key presses: screens, header, palette, help and quit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from textual.message import Message
+from textual.widgets import Label, Markdown
+
+from screens.app import WorkbenchApp, make_app
+from screens.chat import ChatScreen
+from screens.data import DataScreen
+from screens.eval import EvalScreen
+from screens.help import HelpScreen
+from screens.train import TrainScreen
+from workbench.accelerator import Accelerator, Gpu
+from workbench.jobs import JobStatus, write_status
+from workbench.workspace import Workspace
+
+SIZE = (120, 36)
+H100 = Accelerator((Gpu("NVIDIA H100 80GB HBM3", 70_000, 81_559, 12),))
+
+
+def header_text(app: WorkbenchApp, label_id: str) -> str:
+    return str(app.screen.query_one(f"#{label_id}", Label).render())
+
+
+async def test_number_keys_switch_between_the_four_screens(workspace: Workspace) -> None:
+    app = make_app(workspace, probe=Accelerator)
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, DataScreen)
+        for key, screen in (
+            ("2", TrainScreen),
+            ("3", ChatScreen),
+            ("4", EvalScreen),
+            ("1", DataScreen),
+        ):
+            await pilot.press(key)
+            assert isinstance(app.screen, screen)
+            assert app.screen.query_one(".tab.-current", Label).id == f"tab-{screen.MODE}"
+
+
+async def test_header_shows_workspace_gpu_and_running_jobs(workspace: Workspace) -> None:
+    messages: list[Message] = []
+    app = make_app(workspace, probe=lambda: H100)
+    job_dir = workspace.runs_dir / "r1"
+    job_dir.mkdir()
+    write_status(job_dir, JobStatus(id="r1", kind="run", state="running", pid=os.getpid()))
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert header_text(app, "header-workspace") == f"workbench · {workspace.name}"
+        assert (
+            header_text(app, "header-accelerator") == "NVIDIA H100 80GB HBM3 · 68.4/79.6 GiB free"
+        )
+        assert header_text(app, "header-jobs") == "1 running (run)"
+        assert any(isinstance(m, WorkbenchApp.AcceleratorDetected) for m in messages)
+
+
+async def test_header_updates_when_a_job_ends(workspace: Workspace) -> None:
+    app = make_app(workspace, probe=Accelerator)
+    job_dir = workspace.runs_dir / "r1"
+    job_dir.mkdir()
+    write_status(job_dir, JobStatus(id="r1", kind="run", state="running", pid=os.getpid()))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert header_text(app, "header-jobs") == "1 running (run)"
+        write_status(job_dir, JobStatus(id="r1", kind="run", state="finished", pid=os.getpid()))
+        app.scan_jobs()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert header_text(app, "header-jobs") == "no jobs running"
+
+
+async def test_command_palette_switches_screens(workspace: Workspace) -> None:
+    app = make_app(workspace, probe=Accelerator)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.press(*"go: eval")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, EvalScreen)
+
+
+async def test_help_shows_this_screen_and_its_keys_then_closes(workspace: Workspace) -> None:
+    app = make_app(workspace, probe=Accelerator)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2", "f1")
+        assert isinstance(app.screen, HelpScreen)
+        text = app.screen.query_one(Markdown).source
+        assert "## Train" in text
+        assert "| `1` | Import, browse, fix and split the training examples |" in text
+        assert "| `^q` | Quit the app; background jobs keep running |" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, TrainScreen)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+
+
+async def test_help_starts_with_the_focused_widget(workspace: Workspace) -> None:
+    app = make_app(workspace, probe=Accelerator)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("tab", "f1")
+        text = app.screen.query_one(Markdown).source
+        assert text.startswith("## Here\nThis screen's feature is not built yet")
+
+
+async def test_ctrl_q_quits_cleanly(workspace: Workspace) -> None:
+    app = make_app(workspace, probe=Accelerator)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0
+
+
+async def test_quitting_leaves_running_jobs_alone(workspace: Workspace, tmp_path: Path) -> None:
+    job_dir = workspace.runs_dir / "r1"
+    job_dir.mkdir()
+    write_status(job_dir, JobStatus(id="r1", kind="run", state="running", pid=os.getpid()))
+    app = make_app(workspace, probe=Accelerator)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+q")
+    assert (job_dir / "status.json").read_text().count('"running"') == 1
