@@ -50,5 +50,7 @@ class HelpScreen(ModalScreen[None]):
         self.markdown = markdown
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help-panel"):
+        with VerticalScroll(id="help-panel") as panel:
+            panel.border_title = "Help"
+            panel.border_subtitle = "Esc closes"
             yield Markdown(self.markdown)
