@@ -107,3 +107,24 @@ def test_commands_not_built_yet_say_so(tmp_path: Path, capsys: pytest.CaptureFix
     main(["init", str(tmp_path / "ws")])
     assert main(["-w", str(tmp_path / "ws"), "sweep", "grid.toml"]) == 2
     assert "not available in this version yet" in capsys.readouterr().err
+
+
+def test_demo_model_command_builds_a_loadable_model(tmp_path: Path) -> None:
+    result = run_cli("demo-model", str(tmp_path / "tiny"), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["path"] == str(tmp_path / "tiny")
+    assert 1_000_000 < report["bytes"] < 20_000_000
+    config = json.loads((tmp_path / "tiny" / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert (tmp_path / "tiny" / "tokenizer.model").stat().st_size > 0
+
+
+def test_demo_model_is_built_once_into_the_cache(isolated_machine: Path) -> None:
+    from workbench.demo_model import ensure_demo_model
+
+    first = ensure_demo_model()
+    assert first == isolated_machine / "cache" / "workbench" / "models" / "demo-tiny"
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert ensure_demo_model() == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp

@@ -1,0 +1,1 @@
+"""Export fine-tuned models to other formats (GGUF for llama.cpp)."""
