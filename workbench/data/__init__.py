@@ -1,0 +1,1 @@
+"""Training examples: the SQLite store, import/export formats, validation, cleaning, splits."""

@@ -1,0 +1,2 @@
+"""QLoRA training: run config, backends (Unsloth on CUDA, transformers + peft + trl
+elsewhere), the detached runner and its events."""
