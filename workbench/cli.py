@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import __version__
+from workbench.chat import cli as chat_cli
 from workbench.cliutil import (
     OK,
     PROBLEMS,
@@ -23,12 +24,14 @@ from workbench.cliutil import (
     UsageError,
     command,
     json_option,
-    not_built,
     resolve_workspace,
     workspace_option,
 )
+from workbench.collect import cli as collect_cli
 from workbench.config import ConfigError, iter_fields, parse_assignment
 from workbench.data import cli as data_cli
+from workbench.evaluate import cli as eval_cli
+from workbench.export import cli as export_cli
 from workbench.train import cli as train_cli
 from workbench.workspace import (
     WorkspaceError,
@@ -69,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(commands)
     data_cli.register(commands)
     train_cli.register(commands)
-    _add_export(commands)
-    _add_chat(commands)
-    _add_eval(commands)
+    export_cli.register(commands)
+    chat_cli.register(commands)
+    eval_cli.register(commands)
+    collect_cli.register(commands)
     _add_tui(commands)
     return parser
 
@@ -183,36 +187,6 @@ def cmd_config_keys(args: argparse.Namespace) -> int:
 
 
 # --- commands that later versions fill in ----------------------------------------------------
-
-
-def _add_export(commands: Any) -> None:
-    sub = command(
-        commands, "export", "merge a run's adapter and write GGUF files", not_built("export")
-    )
-    sub.add_argument("run_id", metavar="RUN_ID")
-    sub.add_argument("--checkpoint", default="best", metavar="best|last|N")
-    sub.add_argument("--quant", default="q8_0", metavar="f16,q8_0,q4_k_m")
-
-
-def _add_chat(commands: Any) -> None:
-    sub = command(commands, "chat", "chat with a GGUF model in this terminal", not_built("chat"))
-    sub.add_argument("gguf", type=Path, metavar="GGUF")
-
-
-def _add_eval(commands: Any) -> None:
-    sub = command(
-        commands, "eval", "judge the fine-tuned model against the old pipeline", not_built("eval")
-    )
-    actions = sub.add_subparsers(title="actions", metavar="ACTION")
-    command(actions, "run", "start an evaluation in the background", not_built("eval run"))
-    report = command(
-        actions,
-        "report",
-        "win/tie/loss, cost and latency of an evaluation",
-        not_built("eval report"),
-    )
-    report.add_argument("eval_id", metavar="ID")
-    json_option(report)
 
 
 if __name__ == "__main__":  # pragma: no cover

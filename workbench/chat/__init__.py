@@ -1,0 +1,1 @@
+"""Chat with a GGUF model through llama-cpp-python: load, stream, stop."""

@@ -1,0 +1,1 @@
+"""Collecting data: a capture proxy for the old pipeline's traffic, and synthetic examples."""

@@ -1,0 +1,1 @@
+"""Head-to-head evaluation: candidate and baseline outputs, the Claude judge, the report."""
