@@ -65,6 +65,19 @@ class WorkbenchApp(App[None]):
             id="go.eval",
             tooltip="Judge the model against the old pipeline",
         ),
+        # F2-F5 switch screens even while typing in a text field (digits go to the field).
+        *(
+            Binding(
+                f"f{number}",
+                f"show('{mode}')",
+                mode.title(),
+                id=f"go.{mode}.fkey",
+                tooltip=f"The {mode.title()} screen (works while typing)",
+                show=False,
+                priority=True,
+            )
+            for number, mode in ((2, "data"), (3, "train"), (4, "chat"), (5, "eval"))
+        ),
         Binding(
             "f1,question_mark",
             "help",

@@ -1,41 +1,451 @@
-"""The Train screen: configure QLoRA runs and watch them live."""
+"""The Train screen: start QLoRA runs, watch them live, compare them, export them.
+
+Runs are detached processes writing `runs/<id>/events.jsonl`; this screen only reads those
+files (a thread worker tails the selected run's log every half second), so it shows a run that
+started before the app opened, history included, and closing the app stops nothing.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.widgets import Static
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
-from screens.base import WorkbenchScreen
-from screens.widgets.not_built import NotBuiltYet
+from rich.markup import escape
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import DataTable
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from screens.base import PaletteCommand, WorkbenchScreen
+from screens.data_dialogs import ChoiceScreen, ConfirmScreen
+from screens.train_form import TrainForm
+from screens.train_sweep import SweepScreen
+from screens.widgets.line_chart import Series
+from screens.widgets.train_live import RunLive, log_lines, overlay, snapshot
+from screens.widgets.train_runs import RunsTable
+from workbench.export.events import ExportProgress
+from workbench.jobs import EventTail
+from workbench.train.events import RunHistory
+from workbench.train.runs import (
+    RunRefused,
+    RunSummary,
+    list_runs,
+    read_history,
+    resume_run,
+    start_run,
+    stop_run,
+)
+
+POLL_S = 0.5
+LIST_EVERY_S = 2.0
+QUANT_CHOICES = [
+    ("q8_0 (near-lossless, half the size of f16)", ("q8_0",)),
+    ("q4_k_m (smallest, fastest, a little worse)", ("q4_k_m",)),
+    ("f16 (full quality, largest)", ("f16",)),
+    ("all three: f16, q8_0, q4_k_m", ("f16", "q8_0", "q4_k_m")),
+]
+
+
+def _binding(key: str, action: str, label: str, tooltip: str, show: bool = True) -> Binding:
+    return Binding(key, action, label, id=f"train.{action}", tooltip=tooltip, show=show)
+
+
+def export_text(export_id: str, progress: ExportProgress) -> str:
+    """`export 2026…: quantize 2/3 · 45% of the stage · 60% in all`, or how it ended."""
+    if (done := progress.finished) is not None:
+        files = ", ".join(Path(item.path).name for item in progress.files)
+        errors = "; ".join(error.message for error in progress.errors)
+        colour = "green" if done.state == "finished" else "red"
+        detail = files if done.state == "finished" else errors or done.reason
+        return f"[{colour}]export {export_id} {done.state}[/]: {escape(detail)}"
+    if progress.stage is None:
+        return f"export {export_id}: starting…"
+    stage = progress.stage
+    return (
+        f"export {export_id}: {escape(stage.message)} ({stage.index}/{stage.total}) · "
+        f"{progress.fraction:.0%} of the stage · {progress.overall:.0%} in all"
+    )
+
+
+def latest_sweep(root: Path) -> Path | None:
+    """The newest sweep directory of the workspace, if any."""
+    base = root / "sweeps"
+    sweeps = sorted(path for path in base.iterdir() if path.is_dir()) if base.is_dir() else []
+    return sweeps[-1] if sweeps else None
 
 
 class TrainScreen(WorkbenchScreen):
     MODE = "train"
+    AUTO_FOCUS = "#train-runs"
     HELP = """\
 ## Train
 Fine-tune the base model on the training split with QLoRA. Runs keep going in the background
-when you close the app or lose SSH; reopening shows them live.
+when you close the app or lose SSH; reopening shows them live with their whole history.
+
+- **n** opens the settings of a new run (each explained); **Ctrl+S** there starts it
+- **s** stops the highlighted run (a checkpoint is saved), **r** resumes it
+- **e** exports its best checkpoint to GGUF (f16, q8_0, q4_k_m) for the Chat and Eval screens
+- **space** marks runs, **o** overlays the marked runs' curves (again: back to one run)
+- **w** shows the latest sweep ranked by best eval loss; **k** there keeps the best
 """
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        _binding("n", "new_run", "New run", "Edit the settings and start a new run"),
+        _binding("s", "stop_run", "Stop", "Stop the highlighted run (it can be resumed)"),
+        _binding("r", "resume_run", "Resume", "Resume the highlighted stopped or failed run"),
+        _binding("e", "export_run", "Export", "Export the highlighted run to GGUF"),
+        _binding("space", "mark", "Mark", "Mark or unmark the run for comparison", False),
+        _binding("o", "overlay", "Compare", "Overlay the marked runs' curves"),
+        _binding("w", "sweep", "Sweep", "The latest sweep ranked by best eval loss"),
+    ]
+
+    @dataclass
+    class RunsListed(Message):
+        runs: list[RunSummary]
+
+    @dataclass
+    class RunFollowed(Message):
+        run_id: str
+        history: RunHistory
+        lines: list[Text]
+        first: bool
+
+    @dataclass
+    class RunChanged(Message):
+        run_dir: Path
+        note: str
+
+    @dataclass
+    class ActionRefused(Message):
+        problems: list[str]
+
+    @dataclass
+    class ExportProgressed(Message):
+        text: str
+
+    @dataclass
+    class RunsCompared(Message):
+        series: tuple[Series, ...]
+
+    @dataclass
+    class SweepLoaded(Message):
+        sweep_dir: Path
+        runs: list[RunSummary]
+        kept: str
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.runs: dict[str, RunSummary] = {}
+        self.selected: str | None = None
+        self.marked: set[str] = set()
+        self.last_overrides: dict[str, Any] = {}
+
     def compose_body(self) -> ComposeResult:
-        train = self.workbench.workspace.config.train
-        yield NotBuiltYet(
-            "Train",
-            [
-                "edit the run settings below, with each default explained",
-                "start, stop and resume runs that survive a dropped SSH connection",
-                "chart loss and eval loss live; warn on overfitting, NaN and out-of-memory",
-                "compare runs and sweeps, and keep the best checkpoint",
-            ],
-            [
-                "workbench config keys        every setting, explained",
-                "workbench config set train.lora_r=32",
-            ],
+        with Horizontal(id="train-body"):
+            yield RunsTable(id="train-runs")
+            yield RunLive(id="train-live")
+
+    def on_mount(self) -> None:
+        self.list_runs_now()
+        self.set_interval(LIST_EVERY_S, self.list_runs_now)
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        return [
+            PaletteCommand(
+                "train: new run", "Edit the settings and start a run", self.action_new_run
+            ),
+            PaletteCommand("train: stop run", "Stop the highlighted run", self.action_stop_run),
+            PaletteCommand(
+                "train: resume run", "Resume the highlighted run", self.action_resume_run
+            ),
+            PaletteCommand("train: export run", "Export the run to GGUF", self.action_export_run),
+            PaletteCommand("train: compare runs", "Overlay marked runs", self.action_overlay),
+            PaletteCommand("train: sweep summary", "Rank the latest sweep", self.action_sweep),
+        ]
+
+    # --- the runs list ---------------------------------------------------------------------------
+
+    def list_runs_now(self) -> None:
+        self.list_runs_job()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="train-list",
+        description="list runs",
+    )
+    def list_runs_job(self) -> None:
+        self.post_message(self.RunsListed(list_runs(self.workbench.workspace)))
+
+    @on(RunsListed)
+    def runs_listed(self, message: RunsListed) -> None:
+        self.runs = {run.id: run for run in message.runs}
+        self.marked &= set(self.runs)
+        table = self.query_one(RunsTable)
+        table.show(message.runs, self.marked, self.selected)
+        if self.selected is None and message.runs:
+            self.select(message.runs[-1].id)
+        elif self.selected in self.runs:
+            live = self.query_one(RunLive)
+            if live.summary != self.runs[self.selected]:
+                live.summary = self.runs[self.selected]
+
+    @on(DataTable.RowHighlighted, "#train-runs")
+    def run_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value and event.row_key.value != self.selected:
+            self.select(event.row_key.value)
+
+    def select(self, run_id: str) -> None:
+        """Show `run_id` on the right and follow its event log."""
+        self.selected = run_id
+        live = self.query_one(RunLive)
+        live.summary = self.runs[run_id]
+        live.compared = ()
+        self.follow(self.runs[run_id].dir)
+
+    # --- following the selected run --------------------------------------------------------------
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="train-follow",
+        description="follow run",
+    )
+    def follow(self, run_dir: Path) -> None:
+        """Post the run's history, then each batch of new events, until another run is picked."""
+        worker = get_current_worker()
+        tail, history, first = EventTail(run_dir), RunHistory(), True
+        while not worker.is_cancelled:
+            records = tail.read_new()
+            if records or first:
+                history.add_dicts(records)
+                lines = log_lines(records[-400:])
+                self.post_message(self.RunFollowed(run_dir.name, snapshot(history), lines, first))
+                first = False
+            time.sleep(POLL_S)
+
+    @on(RunFollowed)
+    def run_followed(self, message: RunFollowed) -> None:
+        if message.run_id != self.selected:
+            return
+        live = self.query_one(RunLive)
+        live.history = message.history
+        if message.first:
+            live.reset_log(message.lines)
+        else:
+            live.append_log(message.lines)
+
+    # --- starting, stopping, resuming ------------------------------------------------------------
+
+    def action_new_run(self) -> None:
+        form = TrainForm(self.workbench.workspace.config.train, self.last_overrides)
+        self.app.push_screen(form, self.start_with)
+
+    def start_with(self, overrides: dict[str, Any] | None) -> None:
+        if overrides is not None:
+            self.last_overrides = overrides
+            self.query_one(RunLive).notice = ""
+            self.notify("Checking the settings and the data…", title="New run")
+            self.start_job(overrides)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="train-start",
+        description="start run",
+    )
+    def start_job(self, overrides: dict[str, Any]) -> None:
+        try:
+            run_dir = start_run(self.workbench.workspace, overrides)
+        except RunRefused as exc:
+            self.post_message(self.ActionRefused(exc.problems))
+            return
+        self.post_message(self.RunChanged(run_dir, f"Run {run_dir.name} started"))
+
+    @on(RunChanged)
+    def run_changed(self, message: RunChanged) -> None:
+        self.notify(message.note, title="Train")
+        self.selected = None  # the newest run gets selected when the list comes back
+        self.list_runs_now()
+
+    @on(ActionRefused)
+    def action_refused(self, message: ActionRefused) -> None:
+        text = "\n".join(message.problems)
+        self.notify(text, title="Refused", severity="error", timeout=30)
+        self.query_one(RunLive).notice = f"[bold red]Refused:[/] {escape(text)}"
+
+    def _highlighted(self) -> RunSummary | None:
+        run = self.runs.get(self.selected or "")
+        if run is None:
+            self.notify("No run selected: press n to start one.", severity="warning")
+        return run
+
+    def action_stop_run(self) -> None:
+        if (run := self._highlighted()) is not None:
+            self.control_job(run.dir, "stop")
+
+    def action_resume_run(self) -> None:
+        if (run := self._highlighted()) is not None:
+            self.control_job(run.dir, "resume")
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="train-control",
+        description="stop or resume",
+    )
+    def control_job(self, run_dir: Path, what: str) -> None:
+        if what == "stop":
+            stopped = stop_run(run_dir)
+            note = "stopping: a checkpoint is saved first" if stopped else "it is not running"
+            self.post_message(self.RunChanged(run_dir, f"Run {run_dir.name}: {note}"))
+            return
+        try:
+            resume_run(run_dir)
+        except RunRefused as exc:
+            self.post_message(self.ActionRefused(exc.problems))
+            return
+        self.post_message(self.RunChanged(run_dir, f"Run {run_dir.name} resumed"))
+
+    # --- export ----------------------------------------------------------------------------------
+
+    def action_export_run(self) -> None:
+        if (run := self._highlighted()) is not None:
+            self.app.push_screen(
+                ChoiceScreen("Export as GGUF", QUANT_CHOICES),
+                lambda quants: quants and self.export_job(run.dir, quants),
+            )
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="train-export",
+        description="export run",
+    )
+    def export_job(self, run_dir: Path, quants: tuple[str, ...]) -> None:
+        from workbench.export.job import ExportRefused, plan_export, start_export
+
+        try:
+            request = plan_export(self.workbench.workspace.exports_dir, run_dir, "best", quants)
+        except ExportRefused as exc:
+            self.post_message(self.ActionRefused([str(exc)]))
+            return
+        start_export(request)
+        note = f"Export {request.export_dir.name} started ({', '.join(quants)})"
+        self.post_message(self.RunChanged(run_dir, note))
+        self.follow_export(request.export_dir)
+
+    def follow_export(self, export_dir: Path) -> None:
+        """Post the export's progress until it ends (runs in the export worker's thread)."""
+        from workbench.export.events import ExportProgress
+
+        worker = get_current_worker()
+        tail, progress = EventTail(export_dir), ExportProgress()
+        while not worker.is_cancelled and progress.finished is None:
+            records = tail.read_new()
+            if records:
+                progress.add_dicts(records)
+                self.post_message(self.ExportProgressed(export_text(export_dir.name, progress)))
+            time.sleep(POLL_S)
+
+    @on(ExportProgressed)
+    def export_progressed(self, message: ExportProgressed) -> None:
+        self.query_one(RunLive).notice = message.text
+
+    # --- comparing -------------------------------------------------------------------------------
+
+    def action_mark(self) -> None:
+        if (run := self._highlighted()) is not None:
+            self.marked ^= {run.id}
+            self.query_one(RunsTable).show(list(self.runs.values()), self.marked, self.selected)
+
+    def action_overlay(self) -> None:
+        live = self.query_one(RunLive)
+        if live.compared:
+            live.compared = ()
+            live.summary = live.summary
+            return
+        if len(self.marked) < 2:
+            self.notify("Mark two or more runs with space first.", severity="warning")
+            return
+        self.compare_job([self.runs[run_id].dir for run_id in sorted(self.marked)])
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="train-compare",
+        description="compare runs",
+    )
+    def compare_job(self, run_dirs: list[Path]) -> None:
+        histories = [(run_dir.name[-4:], read_history(run_dir)) for run_dir in run_dirs]
+        self.post_message(self.RunsCompared(overlay(histories)))
+
+    @on(RunsCompared)
+    def runs_compared(self, message: RunsCompared) -> None:
+        self.query_one(RunLive).compared = message.series
+
+    # --- sweeps ----------------------------------------------------------------------------------
+
+    def action_sweep(self) -> None:
+        self.sweep_job()
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="train-sweep",
+        description="load sweep",
+    )
+    def sweep_job(self, keep: bool = False) -> None:
+        from workbench.train.sweep import keep_best, read_sweep, sweep_summary
+
+        sweep_dir = latest_sweep(self.workbench.workspace.root)
+        if sweep_dir is None:
+            problem = "No sweep yet: start one with `workbench sweep start FILE`."
+            self.post_message(self.ActionRefused([problem]))
+            return
+        if keep:
+            try:
+                keep_best(sweep_dir)
+            except RunRefused as exc:
+                self.post_message(self.ActionRefused(exc.problems))
+                return
+        kept = str(read_sweep(sweep_dir).get("kept", ""))
+        self.post_message(self.SweepLoaded(sweep_dir, sweep_summary(sweep_dir), kept))
+
+    @on(SweepLoaded)
+    def sweep_loaded(self, message: SweepLoaded) -> None:
+        screen = SweepScreen(message.sweep_dir, message.runs, message.kept)
+        self.app.push_screen(screen, lambda keep: keep and self.confirm_keep(message.runs))
+
+    def confirm_keep(self, runs: list[RunSummary]) -> None:
+        best = runs[0].variant or runs[0].id if runs else "the best variant"
+        question = f"Keep {best} and delete the other variants' weights (their logs stay)?"
+        self.app.push_screen(
+            ConfirmScreen(question, "Keep best"),
+            lambda yes: yes and self.sweep_job(keep=True),
         )
-        yield Static(
-            f"Current settings: base model [b]{train.base_model}[/b] · backend {train.backend} · "
-            f"LoRA r={train.lora_r} alpha={train.lora_alpha} · lr {train.learning_rate:g} · "
-            f"{train.epochs:g} epochs · batch {train.batch_size} · "
-            f"max length {train.max_seq_length}",
-            id="train-settings",
-        )
+
+    # --- failures --------------------------------------------------------------------------------
+
+    @on(Worker.StateChanged)
+    def worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            self.notify(
+                f"{event.worker.description} failed: {event.worker.error}",
+                title="Train",
+                severity="error",
+                timeout=12,
+            )

@@ -54,12 +54,3 @@ def resolve_workspace(args: argparse.Namespace) -> Workspace:
             "or try the sample with `workbench -w sample_data`"
         )
     return open_workspace(found)
-
-
-def not_built(name: str) -> Handler:
-    """A handler for a command whose feature is not built yet: says so, exit code 2."""
-
-    def handler(args: argparse.Namespace) -> int:
-        raise UsageError(f"`workbench {name}` is not available in this version yet")
-
-    return handler

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomlkit
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 DEMO_MODEL = "workbench:demo-tiny"
@@ -128,20 +128,94 @@ class ChatSection(Section):
     """Longest answer in tokens."""
     repeat_penalty: float = Field(1.1, ge=0.5, le=3)
     """Penalty on repeated tokens (1: none)."""
+    seed: int = Field(-1, ge=-1, le=2**32 - 2)
+    """Sampling seed; -1: a new one for every answer (so regenerate gives a new answer)."""
+    threads: int = Field(0, ge=0, le=1024)
+    """CPU threads for generation; 0: one per physical core."""
+
+
+DEFAULT_PRICES: dict[str, list[float]] = {
+    "claude-haiku-4-5": [1.0, 5.0],
+    "claude-sonnet-4-5": [3.0, 15.0],
+    "claude-sonnet-5-5": [2.0, 10.0],
+    "claude-opus-5-5": [4.0, 20.0],
+}
+"""USD per million tokens [input, output] of a few Claude models (check your current prices)."""
+
+_BASELINE_ALIASES = {"openai": "http", "command": "cmd"}
 
 
 class EvalSection(Section):
-    judge_model: str = "claude-sonnet-4-5"
+    judge_model: str = "claude-sonnet-5-5"
     """The Claude model that judges each pair."""
-    baseline: Literal["stored", "claude", "openai", "command"] = "stored"
-    """Old-pipeline outputs: stored completions, or fresh calls to Claude, an OpenAI-compatible
-    endpoint, or a shell command."""
-    baseline_prompt: str = ""
-    """The old pipeline's full instruction prompt, for fresh baseline calls."""
+    judge_criteria: str = ""
+    """What a good answer does on this task, in your words; added to the judge's default rubric."""
+    verdict_format: Literal["auto", "tool", "json"] = "auto"
+    """How the judge returns its verdict: tool (a forced tool call), json (structured output,
+    for models that refuse forced tool use such as Claude Sonnet 5.5), or auto (by model)."""
+    concurrency: int = Field(8, ge=1, le=256)
+    """Judge calls (and fresh baseline calls) in flight at once."""
+    batch: bool = False
+    """Judge through the Message Batches API: half the price, but results can take hours."""
+    batch_poll_s: float = Field(30.0, gt=0, le=3600)
+    """Seconds between two checks on a running batch."""
+    max_retries: int = Field(4, ge=0, le=20)
+    """Retries of a failed API call (rate limits, server errors, timeouts), honouring
+    retry-after."""
+    request_timeout_s: float = Field(120.0, gt=0, le=3600)
+    """Seconds before one API call counts as timed out (and is retried)."""
+    split: Literal["auto", "test", "val"] = "auto"
+    """Eval inputs: the test split, the validation split, or auto (test, else val)."""
     max_examples: int = Field(200, ge=1)
     """Largest eval set."""
+    max_tokens: int = Field(1024, ge=1)
+    """Longest answer in tokens, for the fine-tuned model and for fresh baseline calls."""
+    temperature: float = Field(0.0, ge=0, le=5)
+    """Sampling temperature of the fine-tuned model; 0 (greedy) makes a repeated eval reuse
+    its cached judgments."""
+    threads: int = Field(0, ge=0, le=1024)
+    """CPU threads for the fine-tuned model (0: as chat.threads; 1 on a busy shared CPU)."""
+    baseline: Literal["stored", "claude", "http", "cmd"] = "stored"
+    """Old-pipeline outputs: stored (the examples' answers), or fresh calls: claude (Claude with
+    baseline_prompt), http (an OpenAI-compatible endpoint) or cmd (a shell command)."""
+    baseline_prompt: str = ""
+    """The old pipeline's full instruction prompt, for fresh baseline calls (empty: each
+    example's own system message)."""
+    baseline_model: str = "claude-sonnet-5-5"
+    """The old pipeline's model: called by the claude and http baselines, priced for all."""
+    baseline_url: str = ""
+    """Base URL of the OpenAI-compatible endpoint for baseline = "http" (e.g.
+    http://localhost:8000/v1)."""
+    baseline_api_key_env: str = "OPENAI_API_KEY"
+    """Environment variable holding the HTTP endpoint's key (unset: no key is sent)."""
+    baseline_command: str = ""
+    """Shell command for baseline = "cmd": reads the input on stdin, writes the answer on stdout."""
     api_key_env: str = "ANTHROPIC_API_KEY"
     """Environment variable that holds the Anthropic API key (never written to disk)."""
+    gpu_hourly_usd: float = Field(0.0, ge=0)
+    """Hourly price in USD of the GPU serving the fine-tuned model, for the cost table."""
+    gpu_parallel_requests: int = Field(1, ge=1, le=4096)
+    """Requests that GPU serves at once in production; divides its cost per request."""
+    monthly_requests: int = Field(100_000, ge=0)
+    """Request volume for the projected monthly cost of both pipelines."""
+    prices: dict[str, list[float]] = Field(default_factory=lambda: dict(DEFAULT_PRICES))
+    """API prices in USD per million tokens, [input, output], by model name (a name also
+    prices its dated versions)."""
+
+    @field_validator("baseline", mode="before")
+    @classmethod
+    def _baseline_alias(cls, value: Any) -> Any:
+        """Accept the older names `openai` and `command`."""
+        return _BASELINE_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("prices")
+    @classmethod
+    def _two_prices(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        """Each model's price is [input, output], both zero or more."""
+        for model, pair in value.items():
+            if len(pair) != 2 or min(pair) < 0:
+                raise ValueError(f"{model}: expected [input, output] USD per million tokens")
+        return value
 
 
 class WorkbenchConfig(Section):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,10 +20,19 @@ from typing import Any, Literal
 
 from workbench.config import atomic_write_text
 
-JobKind = Literal["run", "export", "eval"]
-JobState = Literal["starting", "running", "stopping", "finished", "failed", "stopped", "lost"]
+JobKind = Literal["run", "export", "eval", "sweep", "capture", "synth"]
+JobState = Literal[
+    "queued", "starting", "running", "stopping", "finished", "failed", "stopped", "lost"
+]
 
-JOB_DIRS: dict[JobKind, str] = {"run": "runs", "export": "exports", "eval": "evals"}
+JOB_DIRS: dict[JobKind, str] = {
+    "run": "runs",
+    "export": "exports",
+    "eval": "evals",
+    "sweep": "sweeps",
+    "capture": "captures",
+    "synth": "synths",
+}
 ACTIVE_STATES = frozenset({"starting", "running", "stopping"})
 STATUS_FILE = "status.json"
 EVENTS_FILE = "events.jsonl"
@@ -119,8 +129,8 @@ def list_jobs(root: Path, kinds: Sequence[JobKind] = ("run", "export", "eval")) 
 
 
 def running_jobs(root: Path) -> list[JobStatus]:
-    """The jobs whose process is alive."""
-    return [job for job in list_jobs(root) if job.active]
+    """The jobs of every kind whose process is alive."""
+    return [job for job in list_jobs(root, kinds=tuple(JOB_DIRS)) if job.active]
 
 
 def start_detached(
@@ -128,8 +138,12 @@ def start_detached(
     kind: JobKind,
     argv: Sequence[str],
     env: Mapping[str, str] | None = None,
+    started_at: float | None = None,
 ) -> JobStatus:
-    """Start `argv` in a new process session, its output in `output.log`; record its pid."""
+    """Start `argv` in a new process session, its output in `output.log`; record its pid.
+
+    `started_at` keeps the original start time when a job is restarted (a resumed run).
+    """
     job_dir.mkdir(parents=True, exist_ok=True)
     with open(job_dir / LOG_FILE, "ab") as log:
         process = subprocess.Popen(
@@ -143,8 +157,22 @@ def start_detached(
             env=dict(env) if env is not None else None,
         )
     status = JobStatus(id=job_dir.name, kind=kind, state="starting", pid=process.pid)
+    if started_at is not None:
+        status = replace(status, started_at=started_at)
     write_status(job_dir, status)
     return status
+
+
+def signal_job(job_dir: Path, signum: int = signal.SIGTERM) -> bool:
+    """Send `signum` to the job's process (SIGTERM: a graceful stop); False if it is not alive."""
+    status = read_status(job_dir)
+    if status is None or not pid_alive(status.pid):
+        return False
+    try:
+        os.kill(status.pid or 0, signum)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def append_event(job_dir: Path, event: Mapping[str, Any]) -> None:
@@ -152,6 +180,11 @@ def append_event(job_dir: Path, event: Mapping[str, Any]) -> None:
     line = json.dumps({"time": round(time.time(), 3), **event}, ensure_ascii=False)
     with open(job_dir / EVENTS_FILE, "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
+
+
+def read_events(job_dir: Path) -> list[dict[str, Any]]:
+    """Every whole event the job has written so far (its history), oldest first."""
+    return EventTail(job_dir).read_new()
 
 
 class EventTail:

@@ -2,34 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from screens.app import make_app
 from workbench.accelerator import Accelerator, Gpu
+from workbench.data.importer import import_pending
 from workbench.workspace import Workspace
 
 SIZE = (120, 36)
 H100 = Accelerator((Gpu("NVIDIA H100 80GB HBM3", 70_000, 81_559, 12),))
 
 
-@pytest.mark.parametrize("key", ["1", "2", "3", "4"], ids=["data", "train", "chat", "eval"])
-def test_screen(key: str, sample_workspace_opened: Workspace, snap_compare: Any) -> None:
-    app = make_app(sample_workspace_opened, probe=Accelerator)
-    assert snap_compare(app, press=[key, "_"], terminal_size=SIZE)
+@pytest.fixture
+def sample(sample_workspace_opened: Workspace) -> Workspace:
+    """The sample workspace after its first open imported `imports/`."""
+    assert import_pending(sample_workspace_opened) is not None
+    return sample_workspace_opened
 
 
-def test_header_on_a_gpu_machine(sample_workspace_opened: Workspace, snap_compare: Any) -> None:
-    app = make_app(sample_workspace_opened, probe=lambda: H100)
-    assert snap_compare(app, press=["_"], terminal_size=SIZE)
+def keys(*pressed: str) -> Callable[[Pilot[None]], Awaitable[None]]:
+    """Let start-up work finish, press the keys, let what they started finish."""
+
+    async def settle(pilot: Pilot[None]) -> None:
+        for _ in range(4):
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    async def run(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        for key in pressed:
+            await pilot.press(key)
+        await settle(pilot)
+
+    return run
 
 
-def test_help(sample_workspace_opened: Workspace, snap_compare: Any) -> None:
-    app = make_app(sample_workspace_opened, probe=Accelerator)
-    assert snap_compare(app, press=["2", "f1", "_"], terminal_size=SIZE)
+@pytest.mark.parametrize("key", ["f2", "f3", "f4", "f5"], ids=["data", "train", "chat", "eval"])
+def test_screen(key: str, sample: Workspace, snap_compare: Any) -> None:
+    app = make_app(sample, probe=Accelerator)
+    assert snap_compare(app, run_before=keys(key), terminal_size=SIZE)
 
 
-def test_command_palette(sample_workspace_opened: Workspace, snap_compare: Any) -> None:
-    app = make_app(sample_workspace_opened, probe=Accelerator)
-    assert snap_compare(app, press=["ctrl+p", *"go", "_", "_"], terminal_size=SIZE)
+def test_header_on_a_gpu_machine(sample: Workspace, snap_compare: Any) -> None:
+    app = make_app(sample, probe=lambda: H100)
+    assert snap_compare(app, run_before=keys(), terminal_size=SIZE)
+
+
+def test_help(sample: Workspace, snap_compare: Any) -> None:
+    app = make_app(sample, probe=Accelerator)
+    assert snap_compare(app, run_before=keys("f3", "f1"), terminal_size=SIZE)
+
+
+def test_command_palette(sample: Workspace, snap_compare: Any) -> None:
+    app = make_app(sample, probe=Accelerator)
+    assert snap_compare(app, run_before=keys("ctrl+p", *"go"), terminal_size=SIZE)

@@ -103,12 +103,6 @@ def test_config_show_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert json.loads(capsys.readouterr().out)["train"]["lora_r"] == 16
 
 
-def test_commands_not_built_yet_say_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["init", str(tmp_path / "ws")])
-    assert main(["-w", str(tmp_path / "ws"), "sweep", "grid.toml"]) == 2
-    assert "not available in this version yet" in capsys.readouterr().err
-
-
 def test_demo_model_command_builds_a_loadable_model(tmp_path: Path) -> None:
     result = run_cli("demo-model", str(tmp_path / "tiny"), "--json")
     assert result.returncode == 0, result.stderr

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -24,7 +25,10 @@ SortKey = Literal["id", "output_tokens", "updated", "split", "flag"]
 
 SPLITS: tuple[Split, ...] = get_args(Split)
 FLAGS: tuple[Flag, ...] = get_args(Flag)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: the search index keeps no word positions (a quarter less work per import)."""
+CACHE_KIB = 65536
+"""SQLite's page cache (64 MiB): a search over 100k examples reads from memory."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS examples (
@@ -48,6 +52,8 @@ CREATE INDEX IF NOT EXISTS examples_split ON examples (deleted, split, id);
 CREATE INDEX IF NOT EXISTS examples_flag ON examples (deleted, flag, id);
 CREATE INDEX IF NOT EXISTS examples_hash ON examples (content_hash);
 CREATE INDEX IF NOT EXISTS examples_tokens ON examples (deleted, output_tokens);
+CREATE INDEX IF NOT EXISTS examples_live ON examples (deleted, id);
+CREATE INDEX IF NOT EXISTS examples_problems ON examples (deleted, problem_count);
 CREATE TABLE IF NOT EXISTS tags (
     example_id INTEGER NOT NULL,
     tag TEXT NOT NULL,
@@ -84,13 +90,23 @@ CREATE TABLE IF NOT EXISTS history (
 );
 CREATE INDEX IF NOT EXISTS history_by_action ON history (action_id);
 CREATE INDEX IF NOT EXISTS history_by_example ON history (example_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS examples_fts USING fts5 (text, tokenize = 'unicode61');
 """
+_FTS_TABLE = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS examples_fts USING fts5"
+    " (text, tokenize = 'unicode61', detail = none, columnsize = 0)"
+)
+"""The search index: words only (no positions: every query is words matched as prefixes)."""
 
 # actions.state
 _DONE, _UNDONE, _DISCARDED = 0, 1, 2
-# The columns a snapshot holds: everything an edit can change.
-_SNAPSHOT_COLUMNS = ("messages", "extra", "split", "flag", "note", "deleted")
+# The columns a history snapshot holds (with the tags): the cheap ones always, the
+# conversation only when the change touched it (so a split of 100k examples stays small).
+_LIGHT_COLUMNS = ("split", "flag", "note", "deleted")
+_HEAVY_COLUMNS = ("messages", "extra")
+FORMAT_KEY = "_workbench"
+"""Key in an example's `extra` holding how its input file spelled it (which ShareGPT role names,
+where an Alpaca instruction ends...), so that exporting to the same format gives the input back.
+Not part of `Example.record()`."""
 
 
 class StoreError(Exception):
@@ -127,7 +143,46 @@ class Example:
 
     def record(self) -> dict[str, Any]:
         """The example as an OpenAI-chat JSON object (extra fields kept)."""
-        return {**self.extra, "messages": self.messages}
+        extra = {key: value for key, value in self.extra.items() if key != FORMAT_KEY}
+        return {**extra, "messages": self.messages}
+
+    @property
+    def format_hint(self) -> dict[str, Any]:
+        """How the input file spelled this example (see FORMAT_KEY); empty if unknown."""
+        hint = self.extra.get(FORMAT_KEY)
+        return hint if isinstance(hint, dict) else {}
+
+
+@dataclass(frozen=True)
+class NewExample:
+    """An example to add: its OpenAI-chat record, where it came from, and its problems."""
+
+    record: Mapping[str, Any]
+    source: str = ""
+    """Where it came from: `file:line`, or how it was made."""
+    problems: Sequence[Problem] | None = None
+    """Already checked; None: the store's validator checks it."""
+    split: Split = "unassigned"
+
+
+@dataclass(frozen=True)
+class QuarantinedLine:
+    """An input line that could not be imported, with why."""
+
+    source: str
+    line: int | None
+    raw: str
+    reasons: Sequence[str]
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """New examples' rows, ready to write (`ExampleStore.prepare`); ids come at write time."""
+
+    rows: list[tuple[Any, ...]]
+    fts: list[str]
+    problems: list[tuple[Any, ...]]
+    """(index in the batch, severity, code, message)."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +219,11 @@ class Query:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One change of one example: which action, when, and the states before and after."""
+    """One change of one example: which action, when, and the states before and after.
+
+    `before` and `after` always hold split, flag, note, deleted and tags; messages and extra only
+    when the change touched them. Both are None for the change that created the example.
+    """
 
     action_id: int
     label: str
@@ -174,10 +233,15 @@ class HistoryEntry:
     undone: bool
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+"""How conversations are stored (one encoder, not one per call: imports encode millions)."""
+_HASH_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=str)
+
+
 def content_hash(messages: Sequence[Mapping[str, Any]]) -> str:
     """A hash of the conversation (roles and contents), for exact-duplicate detection."""
-    canonical = json.dumps(
-        [[m.get("role"), m.get("content")] for m in messages], ensure_ascii=False
+    canonical = _HASH_JSON.encode(
+        [[m.get("role"), m.get("content")] if isinstance(m, dict) else m for m in messages]
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
@@ -209,10 +273,13 @@ def _search_text(messages: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(str(m.get("content") or "") for m in messages if m.get("role") != "system")
 
 
+_WORDS = re.compile(r"\w+")
+
+
 def fts_query(text: str) -> str:
-    """User text to an FTS5 query: each word quoted and matched as a prefix, all required."""
-    words = [word.replace('"', '""') for word in text.split()]
-    return " ".join(f'"{word}"*' for word in words if word)
+    """User text to an FTS5 query: each word matched as a prefix, all required ("cast-iron"
+    is the two words cast and iron, as the index sees it)."""
+    return " ".join(f'"{word}"*' for word in _WORDS.findall(text))
 
 
 class ExampleStore:
@@ -227,8 +294,24 @@ class ExampleStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._db.execute(_FTS_TABLE)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a database written by an older version up to SCHEMA_VERSION."""
+        with self._transaction() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version < 2 and db.execute("SELECT count(*) FROM examples").fetchone()[0]:
+                db.execute("DROP TABLE examples_fts")
+                db.execute(_FTS_TABLE)
+                for example_id, messages in db.execute("SELECT id, messages FROM examples"):
+                    db.execute(
+                        "INSERT INTO examples_fts (rowid, text) VALUES (?, ?)",
+                        (example_id, _search_text(json.loads(messages))),
+                    )
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def __enter__(self) -> ExampleStore:
         return self
@@ -247,6 +330,12 @@ class ExampleStore:
 
     # --- adding -------------------------------------------------------------------------
 
+    def new_action(self, label: str) -> int:
+        """Start an undoable action that later `add_batch` calls can join (one import = one
+        action, committed batch by batch)."""
+        with self._transaction() as db:
+            return self._new_action(db, label)
+
     def add_examples(
         self,
         records: Iterable[Mapping[str, Any]],
@@ -256,54 +345,106 @@ class ExampleStore:
         tags: Sequence[str] = (),
     ) -> list[int]:
         """Add OpenAI-chat records (`{"messages": [...], ...}`) as one undoable action."""
+        items = [NewExample(record, source, split=split) for record in records]
+        return self.add_batch(
+            items, label=label or f"add examples from {source or 'input'}", tags=tags
+        )
+
+    def add_batch(
+        self,
+        items: Sequence[NewExample],
+        action: int | None = None,
+        label: str = "add examples",
+        tags: Sequence[str] = (),
+        quarantine: Sequence[QuarantinedLine] = (),
+    ) -> list[int]:
+        """Add examples (and quarantine lines) in one transaction.
+
+        `action`: an action from `new_action` to join; None starts a new one named `label`.
+        Items whose `problems` is None are checked by the store's validator.
+        """
+        return self.add_prepared(self.prepare(items), action, label, tags, quarantine)
+
+    def prepare(self, items: Sequence[NewExample]) -> PreparedBatch:
+        """The rows of new examples, computed without touching the database: an importer
+        prepares the next batch on one core while the previous one is written on the other."""
         now = time.time()
-        ids: list[int] = []
+        rows, fts, problems = [], [], []
+        for offset, item in enumerate(items):
+            found = self._problems_of(item)
+            rows.append(self._row(item, len(found), now))
+            fts.append(_search_text(item.record["messages"]))
+            problems += [(offset, p.severity, p.code, p.message) for p in found]
+        return PreparedBatch(rows, fts, problems)
+
+    def add_prepared(
+        self,
+        batch: PreparedBatch,
+        action: int | None = None,
+        label: str = "add examples",
+        tags: Sequence[str] = (),
+        quarantine: Sequence[QuarantinedLine] = (),
+    ) -> list[int]:
+        """Write a prepared batch (and quarantine lines) in one transaction; see `add_batch`."""
         with self._transaction() as db:
-            action = self._new_action(db, label or f"add examples from {source or 'input'}")
-            for record in records:
-                ids.append(self._insert(db, record, source, split, now))
-            self._set_tags(db, ids, tags)
-            db.executemany(
-                "INSERT INTO history (action_id, example_id) VALUES (?, ?)",
-                [(action, example_id) for example_id in ids],
-            )
+            if action is None:
+                action = self._new_action(db, label)
+            ids = self._add(db, batch, action, tags)
+            self._quarantine(db, quarantine)
         return ids
 
-    def _insert(
+    def _add(
         self,
         db: sqlite3.Connection,
-        record: Mapping[str, Any],
-        source: str,
-        split: Split,
-        now: float,
-    ) -> int:
-        messages = list(record["messages"])
-        extra = {key: value for key, value in record.items() if key != "messages"}
-        problems = self.validator(record) if self.validator else []
-        cursor = db.execute(
-            "INSERT INTO examples (messages, extra, split, source, content_hash, preview,"
+        batch: PreparedBatch,
+        action: int,
+        tags: Sequence[str] = (),
+    ) -> list[int]:
+        """Insert examples with explicit ids (the transaction holds the write lock)."""
+        first = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM examples").fetchone()[0])
+        ids = list(range(first, first + len(batch.rows)))
+        db.executemany(
+            "INSERT INTO examples (id, messages, extra, split, source, content_hash, preview,"
             " output_tokens, problem_count, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                json.dumps(messages, ensure_ascii=False),
-                json.dumps(extra, ensure_ascii=False),
-                split,
-                source,
-                content_hash(messages),
-                preview_of(messages),
-                estimate_tokens(_output_text(messages)),
-                len(problems),
-                now,
-                now,
-            ),
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(example_id, *row) for example_id, row in zip(ids, batch.rows, strict=True)],
         )
-        example_id = int(cursor.lastrowid or 0)
-        db.execute(
-            "INSERT INTO examples_fts (rowid, text) VALUES (?, ?)",
-            (example_id, _search_text(messages)),
+        db.executemany(
+            "INSERT INTO examples_fts (rowid, text) VALUES (?, ?)", zip(ids, batch.fts, strict=True)
         )
-        self._write_problems(db, example_id, problems)
-        return example_id
+        db.executemany(
+            "INSERT INTO problems (example_id, severity, code, message) VALUES (?, ?, ?, ?)",
+            [(first + offset, *rest) for offset, *rest in batch.problems],
+        )
+        self._set_tags(db, ids, tags)
+        db.executemany(
+            "INSERT INTO history (action_id, example_id) VALUES (?, ?)",
+            [(action, example_id) for example_id in ids],
+        )
+        return ids
+
+    def _problems_of(self, item: NewExample) -> Sequence[Problem]:
+        if item.problems is not None:
+            return item.problems
+        return self.validator(item.record) if self.validator else []
+
+    @staticmethod
+    def _row(item: NewExample, problem_count: int, now: float) -> tuple[Any, ...]:
+        """The `examples` row of a new example, without its id."""
+        messages = list(item.record["messages"])
+        extra = {key: value for key, value in item.record.items() if key != "messages"}
+        return (
+            _JSON.encode(messages),
+            _JSON.encode(extra),
+            item.split,
+            item.source,
+            content_hash(messages),
+            preview_of(messages),
+            estimate_tokens(_output_text(messages)),
+            problem_count,
+            now,
+            now,
+        )
 
     def _write_problems(
         self, db: sqlite3.Connection, example_id: int, problems: Sequence[Problem]
@@ -323,6 +464,35 @@ class ExampleStore:
             for example_id, problems in problems_by_id.items():
                 self._write_problems(db, example_id, problems)
 
+    def replace_problems(
+        self, codes: Iterable[str], problems_by_id: Mapping[int, Sequence[Problem]]
+    ) -> None:
+        """Drop every recorded problem with one of `codes` (on all examples) and record these
+        instead; other problems stay. For checks across examples, such as duplicates."""
+        codes = list(codes)
+        marks = ", ".join("?" * len(codes))
+        with self._transaction() as db:
+            touched = {
+                row[0]
+                for row in db.execute(
+                    f"SELECT DISTINCT example_id FROM problems WHERE code IN ({marks})", codes
+                )
+            }
+            db.execute(f"DELETE FROM problems WHERE code IN ({marks})", codes)
+            db.executemany(
+                "INSERT INTO problems (example_id, severity, code, message) VALUES (?, ?, ?, ?)",
+                [
+                    (example_id, p.severity, p.code, p.message)
+                    for example_id, problems in problems_by_id.items()
+                    for p in problems
+                ],
+            )
+            db.executemany(
+                "UPDATE examples SET problem_count ="
+                " (SELECT count(*) FROM problems WHERE example_id = ?) WHERE id = ?",
+                [(i, i) for i in touched | set(problems_by_id)],
+            )
+
     # --- reading --------------------------------------------------------------------------
 
     def get(self, example_id: int) -> Example:
@@ -334,63 +504,176 @@ class ExampleStore:
             return self._example(row)
 
     def _example(self, row: sqlite3.Row) -> Example:
-        tags = tuple(
-            r[0]
-            for r in self._db.execute(
-                "SELECT tag FROM tags WHERE example_id = ? ORDER BY tag", (row["id"],)
+        return self._examples([row])[0]
+
+    def _examples(self, rows: Sequence[sqlite3.Row]) -> list[Example]:
+        """Examples from `examples` rows, with their tags and problems (two queries in all)."""
+        if not rows:
+            return []
+        marks = ", ".join("?" * len(rows))
+        ids = [row["id"] for row in rows]
+        tags: dict[int, list[str]] = {}
+        for r in self._db.execute(
+            f"SELECT example_id, tag FROM tags WHERE example_id IN ({marks}) ORDER BY tag", ids
+        ):
+            tags.setdefault(r[0], []).append(r[1])
+        problems: dict[int, list[Problem]] = {}
+        for r in self._db.execute(
+            f"SELECT example_id, severity, code, message FROM problems"
+            f" WHERE example_id IN ({marks}) ORDER BY rowid",
+            ids,
+        ):
+            problems.setdefault(r[0], []).append(Problem(r[1], r[2], r[3]))
+        return [
+            Example(
+                id=row["id"],
+                messages=json.loads(row["messages"]),
+                split=row["split"],
+                flag=row["flag"],
+                tags=tuple(tags.get(row["id"], ())),
+                note=row["note"],
+                source=row["source"],
+                extra=json.loads(row["extra"]),
+                deleted=bool(row["deleted"]),
+                problems=tuple(problems.get(row["id"], ())),
+                updated_at=row["updated_at"],
             )
-        )
-        problems = tuple(
-            Problem(r["severity"], r["code"], r["message"])
-            for r in self._db.execute(
-                "SELECT severity, code, message FROM problems WHERE example_id = ?", (row["id"],)
-            )
-        )
-        return Example(
-            id=row["id"],
-            messages=json.loads(row["messages"]),
-            split=row["split"],
-            flag=row["flag"],
-            tags=tags,
-            note=row["note"],
-            source=row["source"],
-            extra=json.loads(row["extra"]),
-            deleted=bool(row["deleted"]),
-            problems=problems,
-            updated_at=row["updated_at"],
-        )
+            for row in rows
+        ]
 
     def iter_examples(
-        self, split: Split | None = None, include_bad: bool = False, batch: int = 1000
+        self, split: Split | None = None, include_bad: bool = False, batch: int = 500
     ) -> Iterator[Example]:
         """Live examples in id order (of one split), without those flagged bad unless asked.
 
         Reads in batches, so memory stays flat on any dataset size.
         """
+        clauses = ["deleted = 0", "id > ?"]
+        params: list[Any] = []
+        if split is not None:
+            clauses.append("split = ?")
+            params.append(split)
+        if not include_bad:
+            clauses.append("flag != 'bad'")
+        sql = f"SELECT * FROM examples WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?"
         last = 0
         while True:
             with self._lock:
-                clauses = ["deleted = 0", "id > ?"]
-                params: list[Any] = [last]
-                if split is not None:
-                    clauses.append("split = ?")
-                    params.append(split)
-                if not include_bad:
-                    clauses.append("flag != 'bad'")
-                rows = self._db.execute(
-                    f"SELECT * FROM examples WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",
-                    (*params, batch),
-                ).fetchall()
-                examples = [self._example(row) for row in rows]
+                rows = self._db.execute(sql, (last, *params, batch)).fetchall()
+                examples = self._examples(rows)
             if not examples:
                 return
             yield from examples
             last = examples[-1].id
 
+    def iter_messages(self, batch: int = 2000) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """(id, messages) of every live example in id order: the cheap read for scans
+        (duplicates, instruction detection, token counts)."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, messages FROM examples WHERE deleted = 0 AND id > ?"
+                    " ORDER BY id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield row[0], json.loads(row[1])
+            last = rows[-1][0]
+
+    def iter_keys(self) -> Iterator[tuple[int, str, tuple[str, ...]]]:
+        """(id, content hash, tags) of every live example in id order (for splitting)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT e.id, e.content_hash, (SELECT group_concat(tag, ',') FROM tags t"
+                " WHERE t.example_id = e.id) FROM examples e WHERE e.deleted = 0 ORDER BY e.id"
+            ).fetchall()
+        for row in rows:
+            yield row[0], row[1], tuple(sorted(row[2].split(","))) if row[2] else ()
+
+    def iter_records(self, batch: int = 2000) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(id, record) of every live example in id order: its messages with its other fields,
+        as the validator sees it at import."""
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, messages, extra FROM examples WHERE deleted = 0 AND id > ?"
+                    " ORDER BY id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield row[0], {**json.loads(row[2]), "messages": json.loads(row[1])}
+            last = rows[-1][0]
+
+    def sources(self, ids: Iterable[int]) -> dict[int, str]:
+        """Where each example came from (`file:line`, or how it was made)."""
+        wanted = list(ids)
+        found: dict[int, str] = {}
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                for row in self._db.execute(
+                    f"SELECT id, source FROM examples WHERE id IN ({marks})", chunk
+                ):
+                    found[row[0]] = row[1]
+        return found
+
+    def duplicate_groups(self) -> list[list[int]]:
+        """Live examples with the same conversation (content hash), ids ascending per group."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT group_concat(id) FROM (SELECT id, content_hash FROM examples"
+                " WHERE deleted = 0 ORDER BY content_hash, id)"
+                " GROUP BY content_hash HAVING count(*) > 1 ORDER BY min(id)"
+            ).fetchall()
+        return [sorted(int(i) for i in row[0].split(",")) for row in rows]
+
+    def flag_counts(self) -> dict[str, int]:
+        """Live examples per flag."""
+        with self._lock:
+            counts: dict[str, int] = dict.fromkeys(FLAGS, 0)
+            for row in self._db.execute(
+                "SELECT flag, count(*) FROM examples WHERE deleted = 0 GROUP BY flag"
+            ):
+                counts[row[0]] = row[1]
+            return counts
+
+    def problem_counts(self) -> list[tuple[Severity, str, int]]:
+        """(severity, code, how many live examples have it), most frequent first."""
+        with self._lock:
+            return [
+                (row[0], row[1], row[2])
+                for row in self._db.execute(
+                    "SELECT p.severity, p.code, count(DISTINCT p.example_id) AS n FROM problems p"
+                    " JOIN examples e ON e.id = p.example_id WHERE e.deleted = 0"
+                    " GROUP BY p.severity, p.code ORDER BY n DESC, p.code"
+                )
+            ]
+
+    def iter_problems(self) -> Iterator[tuple[int, str, Problem]]:
+        """(example id, source, problem) for every live example with problems, in id order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT e.id, e.source, p.severity, p.code, p.message FROM problems p"
+                " JOIN examples e ON e.id = p.example_id WHERE e.deleted = 0"
+                " ORDER BY e.id, p.rowid"
+            ).fetchall()
+        for row in rows:
+            yield row[0], row[1], Problem(row[2], row[3], row[4])
+
     def _where(self, query: Query) -> tuple[str, list[Any]]:
-        clauses = ["e.deleted = ?"]
+        """SQL conditions for the query. With text, the search drives the plan: the matching
+        ids are looked up directly (`+e.deleted` keeps SQLite from scanning an index instead)."""
+        text = bool(query.text.strip())
+        clauses = ["+e.deleted = ?" if text else "e.deleted = ?"]
         params: list[Any] = [1 if query.deleted else 0]
-        if query.text.strip():
+        if text:
             clauses.append("e.id IN (SELECT rowid FROM examples_fts WHERE examples_fts MATCH ?)")
             params.append(fts_query(query.text))
         for column, value in (("split", query.split), ("flag", query.flag)):
@@ -412,6 +695,10 @@ class ExampleStore:
 
     def count(self, query: Query = Query()) -> int:
         """How many examples the query selects."""
+        if query.text.strip() and replace(query, sort="id", descending=False) == Query(
+            text=query.text
+        ):
+            return self._count_text(fts_query(query.text))
         where, params = self._where(query)
         with self._lock:
             return int(
@@ -419,6 +706,20 @@ class ExampleStore:
                     f"SELECT count(*) FROM examples e WHERE {where}", params
                 ).fetchone()[0]
             )
+
+    def _count_text(self, match: str) -> int:
+        """Live examples matching a search: the index's own count, less the deleted matches
+        (few; found through `examples_live`), instead of looking up every match."""
+        with self._lock:
+            total = self._db.execute(
+                "SELECT count(*) FROM examples_fts WHERE examples_fts MATCH ?", (match,)
+            ).fetchone()[0]
+            gone = self._db.execute(
+                "SELECT count(*) FROM examples INDEXED BY examples_live WHERE deleted = 1"
+                " AND id IN (SELECT rowid FROM examples_fts WHERE examples_fts MATCH ?)",
+                (match,),
+            ).fetchone()[0]
+        return int(total) - int(gone)
 
     def rows(self, query: Query = Query(), offset: int = 0, limit: int = 200) -> list[ExampleRow]:
         """One page of table rows for the query."""
@@ -457,6 +758,11 @@ class ExampleStore:
                 )
             ]
 
+    def count_all(self) -> int:
+        """Every example ever added, deleted ones included."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM examples").fetchone()[0])
+
     def split_counts(self) -> dict[str, int]:
         """Live examples per split."""
         with self._lock:
@@ -482,35 +788,62 @@ class ExampleStore:
 
     def update_messages(self, example_id: int, messages: list[dict[str, Any]]) -> Example:
         """Replace an example's conversation (validated if the store has a validator)."""
-        if not isinstance(messages, list) or not messages:
-            raise StoreError("an example needs at least one message")
-        record = {"messages": messages}
-        problems = self.validator(record) if self.validator else []
-        with self._transaction() as db:
-            action = self._new_action(db, f"edit example {example_id}")
-            before = self._snapshot(db, example_id)
-            db.execute(
-                "UPDATE examples SET messages = ?, content_hash = ?, preview = ?,"
-                " output_tokens = ?, updated_at = ? WHERE id = ?",
-                (
-                    json.dumps(messages, ensure_ascii=False),
-                    content_hash(messages),
-                    preview_of(messages),
-                    estimate_tokens(_output_text(messages)),
-                    time.time(),
-                    example_id,
-                ),
-            )
-            self._reindex(db, example_id, messages)
-            self._write_problems(db, example_id, problems)
-            self._record(db, action, example_id, before)
+        self.update_messages_many({example_id: messages}, f"edit example {example_id}")
         return self.get(example_id)
+
+    def update_messages_many(
+        self,
+        changes: Mapping[int, list[dict[str, Any]]] | Iterable[tuple[int, list[dict[str, Any]]]],
+        label: str,
+    ) -> int:
+        """Replace the conversations of many examples as ONE undoable action (cleaning), in one
+        transaction; returns how many changed. `changes` may be a generator (read lazily, so
+        100k changes need not sit in memory)."""
+        pairs = changes.items() if isinstance(changes, Mapping) else changes
+        changed = 0
+        with self._transaction() as db:
+            action = self._new_action(db, label)
+            for example_id, messages in pairs:
+                if not isinstance(messages, list) or not messages:
+                    raise StoreError("an example needs at least one message")
+                before = self._snapshot(db, example_id, heavy=True)
+                self._write_messages(db, example_id, messages)
+                self._write_problems(db, example_id, self._check(before["extra"], messages))
+                self._record(db, action, example_id, before)
+                changed += 1
+            if not changed:
+                db.execute("DELETE FROM actions WHERE id = ?", (action,))
+        return changed
+
+    def _write_messages(
+        self, db: sqlite3.Connection, example_id: int, messages: Sequence[Mapping[str, Any]]
+    ) -> None:
+        db.execute(
+            "UPDATE examples SET messages = ?, content_hash = ?, preview = ?,"
+            " output_tokens = ?, updated_at = ? WHERE id = ?",
+            (
+                _JSON.encode(list(messages)),
+                content_hash(messages),
+                preview_of(messages),
+                estimate_tokens(_output_text(messages)),
+                time.time(),
+                example_id,
+            ),
+        )
+        self._reindex(db, example_id, messages)
 
     def set_split(self, ids: Sequence[int], split: Split) -> int:
         """Move examples to a split; returns how many changed."""
         if split not in SPLITS:
             raise StoreError(f"unknown split {split!r} (use one of {', '.join(SPLITS)})")
         return self._update_column(ids, "split", split, f"move to {split}")
+
+    def assign_splits(self, splits: Mapping[int, Split], label: str = "split") -> int:
+        """Put each example in its split, as one undoable action; returns how many changed."""
+        for split in set(splits.values()):
+            if split not in SPLITS:
+                raise StoreError(f"unknown split {split!r} (use one of {', '.join(SPLITS)})")
+        return self._update_values(splits, "split", label)
 
     def set_flag(self, ids: Sequence[int], flag: Flag) -> int:
         """Flag examples ok, bad or needs-review."""
@@ -530,16 +863,21 @@ class ExampleStore:
         return self._update_column(ids, "deleted", 0, f"restore {len(ids)} example(s)")
 
     def _update_column(self, ids: Sequence[int], column: str, value: Any, label: str) -> int:
+        return self._update_values(dict.fromkeys(ids, value), column, label)
+
+    def _update_values(self, values: Mapping[int, Any], column: str, label: str) -> int:
+        """Set `column` of each example to its value, as one action; returns how many changed."""
         changed = 0
+        now = time.time()
         with self._transaction() as db:
             action = self._new_action(db, label)
-            for example_id in ids:
+            for example_id, value in values.items():
                 before = self._snapshot(db, example_id)
                 if before[column] == value:
                     continue
                 db.execute(
                     f"UPDATE examples SET {column} = ?, updated_at = ? WHERE id = ?",
-                    (value, time.time(), example_id),
+                    (value, now, example_id),
                 )
                 self._record(db, action, example_id, before)
                 changed += 1
@@ -548,27 +886,35 @@ class ExampleStore:
         return changed
 
     def add_tag(self, ids: Sequence[int], tag: str) -> int:
-        return self._change_tags(ids, tag, add=True)
+        return self._change_tags({example_id: [tag] for example_id in ids}, tag, add=True)
 
     def remove_tag(self, ids: Sequence[int], tag: str) -> int:
-        return self._change_tags(ids, tag, add=False)
+        return self._change_tags({example_id: [tag] for example_id in ids}, tag, add=False)
 
-    def _change_tags(self, ids: Sequence[int], tag: str, add: bool) -> int:
-        tag = tag.strip()
-        if not tag or "," in tag:
-            raise StoreError("a tag is a non-empty word without commas")
+    def add_tags(self, tags: Mapping[int, Sequence[str]], label: str) -> int:
+        """Give each example its tags, as one undoable action (dedupe); returns how many
+        examples changed."""
+        return self._change_tags(tags, label, add=True)
+
+    def _change_tags(self, tags: Mapping[int, Sequence[str]], label: str, add: bool) -> int:
+        clean = {example_id: [tag.strip() for tag in wanted] for example_id, wanted in tags.items()}
+        for tag in {tag for wanted in clean.values() for tag in wanted}:
+            if not tag or "," in tag:
+                raise StoreError("a tag is a non-empty word without commas")
         changed = 0
         with self._transaction() as db:
-            action = self._new_action(db, f"{'tag' if add else 'untag'} {tag}")
-            for example_id in ids:
+            action = self._new_action(db, f"{'tag' if add else 'untag'} {label.strip()}")
+            for example_id, wanted in clean.items():
                 before = self._snapshot(db, example_id)
-                if (tag in before["tags"]) == add:
+                todo = [tag for tag in wanted if (tag in before["tags"]) != add]
+                if not todo:
                     continue
                 if add:
-                    db.execute("INSERT INTO tags VALUES (?, ?)", (example_id, tag))
+                    self._set_tags(db, [example_id], todo)
                 else:
-                    db.execute(
-                        "DELETE FROM tags WHERE example_id = ? AND tag = ?", (example_id, tag)
+                    db.executemany(
+                        "DELETE FROM tags WHERE example_id = ? AND tag = ?",
+                        [(example_id, tag) for tag in todo],
                     )
                 self._record(db, action, example_id, before)
                 changed += 1
@@ -601,13 +947,17 @@ class ExampleStore:
         )
         return int(cursor.lastrowid or 0)
 
-    def _snapshot(self, db: sqlite3.Connection, example_id: int) -> dict[str, Any]:
+    def _snapshot(
+        self, db: sqlite3.Connection, example_id: int, heavy: bool = False
+    ) -> dict[str, Any]:
+        """The example's state: the cheap columns and tags, plus the conversation if `heavy`."""
+        columns = _LIGHT_COLUMNS + (_HEAVY_COLUMNS if heavy else ())
         row = db.execute(
-            f"SELECT {', '.join(_SNAPSHOT_COLUMNS)} FROM examples WHERE id = ?", (example_id,)
+            f"SELECT {', '.join(columns)} FROM examples WHERE id = ?", (example_id,)
         ).fetchone()
         if row is None:
             raise StoreError(f"no example {example_id}")
-        snapshot = {column: row[column] for column in _SNAPSHOT_COLUMNS}
+        snapshot = {column: row[column] for column in columns}
         snapshot["tags"] = sorted(
             r[0] for r in db.execute("SELECT tag FROM tags WHERE example_id = ?", (example_id,))
         )
@@ -616,7 +966,7 @@ class ExampleStore:
     def _record(
         self, db: sqlite3.Connection, action: int, example_id: int, before: dict[str, Any]
     ) -> None:
-        after = self._snapshot(db, example_id)
+        after = self._snapshot(db, example_id, heavy="messages" in before)
         db.execute(
             "INSERT INTO history (action_id, example_id, before, after) VALUES (?, ?, ?, ?)",
             (action, example_id, json.dumps(before), json.dumps(after)),
@@ -629,38 +979,35 @@ class ExampleStore:
         snapshot: dict[str, Any] | None,
         created: bool,
     ) -> None:
-        """Put an example back into a recorded state. A None snapshot of a created example
-        means it did not exist (undo: delete) or exists as created (redo: undelete)."""
+        """Put an example back into a recorded state (the columns the snapshot holds). A None
+        snapshot of a created example means it did not exist (undo: delete) or exists as
+        created (redo: undelete)."""
+        now = time.time()
         if snapshot is None:
             db.execute(
                 "UPDATE examples SET deleted = ?, updated_at = ? WHERE id = ?",
-                (0 if created else 1, time.time(), example_id),
+                (0 if created else 1, now, example_id),
             )
             return
-        messages = json.loads(snapshot["messages"])
+        columns = [c for c in (*_LIGHT_COLUMNS, *_HEAVY_COLUMNS) if c in snapshot]
         db.execute(
-            "UPDATE examples SET messages = ?, extra = ?, split = ?, flag = ?, note = ?,"
-            " deleted = ?, content_hash = ?, preview = ?, output_tokens = ?, updated_at = ?"
+            f"UPDATE examples SET {', '.join(f'{c} = ?' for c in columns)}, updated_at = ?"
             " WHERE id = ?",
-            (
-                snapshot["messages"],
-                snapshot["extra"],
-                snapshot["split"],
-                snapshot["flag"],
-                snapshot["note"],
-                snapshot["deleted"],
-                content_hash(messages),
-                preview_of(messages),
-                estimate_tokens(_output_text(messages)),
-                time.time(),
-                example_id,
-            ),
+            (*(snapshot[c] for c in columns), now, example_id),
         )
         db.execute("DELETE FROM tags WHERE example_id = ?", (example_id,))
         self._set_tags(db, [example_id], snapshot["tags"])
-        self._reindex(db, example_id, messages)
-        if self.validator:
-            self._write_problems(db, example_id, self.validator({"messages": messages}))
+        if "messages" in snapshot:
+            messages = json.loads(snapshot["messages"])
+            self._write_messages(db, example_id, messages)
+            if self.validator:
+                self._write_problems(db, example_id, self._check(snapshot["extra"], messages))
+
+    def _check(self, extra: str, messages: list[dict[str, Any]]) -> Sequence[Problem]:
+        """The validator's verdict on an example with these messages (and its stored fields)."""
+        if self.validator is None:
+            return []
+        return self.validator({**json.loads(extra or "{}"), "messages": messages})
 
     def undo(self) -> str | None:
         """Undo the latest action; returns its label, or None when there is nothing to undo."""
@@ -738,12 +1085,26 @@ class ExampleStore:
     def quarantine(self, source: str, line: int | None, raw: str, reasons: Sequence[str]) -> int:
         """Keep an input line that could not be imported, with why."""
         with self._transaction() as db:
+            return self._quarantine(db, [QuarantinedLine(source, line, raw, reasons)])[0]
+
+    def _quarantine(
+        self, db: sqlite3.Connection, lines: Sequence[QuarantinedLine], now: float | None = None
+    ) -> list[int]:
+        ids = []
+        for item in lines:
             cursor = db.execute(
                 "INSERT INTO quarantine (source, line, raw, reasons, created_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (source, line, raw, json.dumps(list(reasons)), time.time()),
+                (
+                    item.source,
+                    item.line,
+                    item.raw,
+                    json.dumps(list(item.reasons)),
+                    now or time.time(),
+                ),
             )
-            return int(cursor.lastrowid or 0)
+            ids.append(int(cursor.lastrowid or 0))
+        return ids
 
     def quarantined(self) -> list[dict[str, Any]]:
         """Every quarantined line: id, source, line, raw text and reasons."""
@@ -752,6 +1113,36 @@ class ExampleStore:
                 {**dict(row), "reasons": json.loads(row["reasons"])}
                 for row in self._db.execute("SELECT * FROM quarantine ORDER BY id")
             ]
+
+    def quarantine_count(self) -> int:
+        """How many input lines wait in quarantine."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+    def update_quarantined(self, quarantine_id: int, raw: str, reasons: Sequence[str]) -> None:
+        """Keep a quarantined line's new text (a fix that still has problems) and reasons."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE quarantine SET raw = ?, reasons = ? WHERE id = ?",
+                (raw, json.dumps(list(reasons)), quarantine_id),
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"no quarantined line {quarantine_id}")
+
+    def admit_quarantined(self, quarantine_id: int, item: NewExample) -> int:
+        """Add the fixed version of a quarantined line as an example and drop the line, in one
+        transaction (undo removes the example); returns the new example's id."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT source, line FROM quarantine WHERE id = ?", (quarantine_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no quarantined line {quarantine_id}")
+            where = f"{row['source']}:{row['line']}" if row["line"] else row["source"]
+            label = f"add fixed line {where}"
+            ids = self._add(db, self.prepare([item]), self._new_action(db, label))
+            db.execute("DELETE FROM quarantine WHERE id = ?", (quarantine_id,))
+            return ids[0]
 
     def release_quarantined(self, quarantine_id: int) -> None:
         """Drop a quarantined line (after it was fixed and imported, or rejected)."""

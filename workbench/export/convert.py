@@ -3,8 +3,12 @@
 The converter comes from the ``convert-hf-to-gguf`` package, which installs the
 ``convert_hf_to_gguf`` module (plus its ``conversion`` and ``gguf`` packages).
 It is run in a child process with the current interpreter, so a crash or an
-out-of-memory kill in the converter cannot take down the caller, and nothing
-is fetched from the network.
+out-of-memory kill in the converter cannot take down the caller, a cancel flag
+ends it at once, and nothing is fetched from the network.
+
+:func:`iter_convert` yields the converter's output lines as they come (one per
+tensor written, which the export job turns into progress);
+:func:`convert_to_gguf` runs it to the end.
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+from workbench.export.process import ChildProcess, child_env, publish
 
 #: Output types the converter itself can write. Other quantizations (q4_k_m,
 #: ...) are produced afterwards from an f16 GGUF by llama.cpp's quantizer.
@@ -41,7 +48,13 @@ class GGUFConversionError(Exception):
         self.returncode = returncode
 
 
-def convert_to_gguf(hf_dir: Path, out_path: Path, outtype: str = "f16") -> Path:
+def convert_to_gguf(
+    hf_dir: Path,
+    out_path: Path,
+    outtype: str = "f16",
+    cancel: threading.Event | None = None,
+    model_name: str = "",
+) -> Path:
     """Convert the model in ``hf_dir`` to a single GGUF file at ``out_path``.
 
     The file is written under a temporary name and renamed when complete, so
@@ -53,6 +66,9 @@ def convert_to_gguf(hf_dir: Path, out_path: Path, outtype: str = "f16") -> Path:
         out_path: Where to write the ``.gguf`` file; parent directories are
             created.
         outtype: One of :data:`CONVERTER_OUTTYPES`.
+        cancel: When set, the converter is stopped and
+            :class:`~workbench.export.process.Cancelled` is raised.
+        model_name: ``general.name`` in the GGUF (default: from the directory).
 
     Returns:
         ``out_path``.
@@ -62,29 +78,47 @@ def convert_to_gguf(hf_dir: Path, out_path: Path, outtype: str = "f16") -> Path:
             is unknown, or the converter fails (for example because the
             architecture is not supported).
     """
+    for _ in iter_convert(hf_dir, out_path, outtype, cancel, model_name):
+        pass
+    return Path(out_path).resolve()
+
+
+def iter_convert(
+    hf_dir: Path,
+    out_path: Path,
+    outtype: str = "f16",
+    cancel: threading.Event | None = None,
+    model_name: str = "",
+) -> Iterator[str]:
+    """Like :func:`convert_to_gguf`, yielding each line the converter prints.
+
+    The GGUF is at ``out_path`` once the iterator is exhausted without raising.
+    """
     hf_dir = Path(hf_dir).resolve()
     out_path = Path(out_path).resolve()
     _check_inputs(hf_dir, out_path, outtype)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = _partial_path(out_path)
     try:
-        result = _run_converter(hf_dir, partial, outtype)
-        if result.returncode != 0:
+        child = _start_converter(hf_dir, partial, outtype, model_name)
+        yield from child.lines(cancel)
+        returncode = child.returncode if child.returncode is not None else -1
+        if returncode != 0:
+            reason = _failure_reason(returncode, child.log)
             raise GGUFConversionError(
-                f"GGUF conversion of {hf_dir.name} failed: {_failure_reason(result)}",
-                log=result.stdout,
-                returncode=result.returncode,
+                f"GGUF conversion of {hf_dir.name} failed: {reason}",
+                log=child.log,
+                returncode=returncode,
             )
         if not partial.is_file() or partial.stat().st_size == 0:
             raise GGUFConversionError(
                 f"GGUF conversion of {hf_dir.name} reported success but wrote no file",
-                log=result.stdout,
-                returncode=result.returncode,
+                log=child.log,
+                returncode=returncode,
             )
-        os.replace(partial, out_path)
+        publish(partial, out_path)
     finally:
         partial.unlink(missing_ok=True)
-    return out_path
 
 
 def _check_inputs(hf_dir: Path, out_path: Path, outtype: str) -> None:
@@ -119,8 +153,10 @@ def _partial_path(out_path: Path) -> Path:
     return Path(name)
 
 
-def _run_converter(hf_dir: Path, out_path: Path, outtype: str) -> subprocess.CompletedProcess[str]:
-    """Run the converter in a child process and capture its combined output."""
+def _start_converter(
+    hf_dir: Path, out_path: Path, outtype: str, model_name: str = ""
+) -> ChildProcess:
+    """Start the converter in a child process; its combined output is read line by line."""
     command = [
         sys.executable,
         "-P",  # keep the working directory off sys.path: nothing local may shadow the converter
@@ -131,35 +167,19 @@ def _run_converter(hf_dir: Path, out_path: Path, outtype: str) -> subprocess.Com
         str(out_path),
         "--outtype",
         outtype,
+        *(["--model-name", model_name] if model_name else []),
     ]
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "PYTHONIOENCODING": "utf-8",
-    }
     try:
-        return subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            env=env,
-            cwd=out_path.parent,
-            check=False,
-        )
+        return ChildProcess(command, env=child_env(), cwd=out_path.parent)
     except OSError as exc:
         raise GGUFConversionError(f"cannot start the GGUF converter: {exc}") from exc
 
 
-def _failure_reason(result: subprocess.CompletedProcess[str]) -> str:
+def _failure_reason(returncode: int, output: str) -> str:
     """Condense the converter's output into one line explaining the failure."""
-    if result.returncode < 0:
-        return _signal_reason(-result.returncode)
-    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    if returncode < 0:
+        return _signal_reason(-returncode)
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
     if any(f"No module named '{_CONVERTER_MODULE}'" in line for line in lines):
         return "the convert-hf-to-gguf package is not installed in this environment"
     for line in reversed(lines):
@@ -170,7 +190,7 @@ def _failure_reason(result: subprocess.CompletedProcess[str]) -> str:
             return line
     if lines:
         return lines[-1]
-    return f"the converter exited with status {result.returncode} and printed nothing"
+    return f"the converter exited with status {returncode} and printed nothing"
 
 
 def _signal_reason(signum: int) -> str:
