@@ -45,8 +45,3 @@ def test_a_run_out_of_memory(workspace: Workspace, snap_compare: Any) -> None:
     make_run(workspace, FAILED_ID, oom_events(), state="failed", started_at=T0 + 50)
     app = make_app(workspace, probe=Accelerator)
     assert snap_compare(app, run_before=keys("2"), terminal_size=SIZE)
-
-
-def test_the_new_run_form(workspace: Workspace, snap_compare: Any) -> None:
-    app = make_app(workspace, probe=Accelerator)
-    assert snap_compare(app, run_before=keys("2", "n"), terminal_size=SIZE)
