@@ -3,8 +3,9 @@
 Three variants train the same Llama-3.2-1B-shaped model (random init, built here: no hub) on
 the same rows (~425 tokens each, batch 8), QLoRA r=16 on all linear layers:
 
-  a  workbench  -- `workbench.train.engine.train` with the Unsloth backend (the real code path:
-                   chat template, prompt masking, trl SFTTrainer, events, checkpoint at the end)
+  a  workbench  -- `workbench.train.engine.run_training` with the Unsloth backend, in the main
+                   thread as the detached runner calls it (the real code path: chat template,
+                   prompt masking, trl SFTTrainer, events, checkpoint at the end)
   b  bare Unsloth -- FastLanguageModel + SFTTrainer as in Unsloth's own notebooks
   c  plain      -- transformers + bitsandbytes 4-bit + peft + trl SFTTrainer (trl's QLoRA recipe,
                    gradient checkpointing on: trl's default)
@@ -109,6 +110,8 @@ NOTES: list[str] = []
 SETUP: dict[str, Any] = {}
 """How the variant's trainer was set up (padding-free, checkpointing, collator, thread), for
 telling apart a slow code path from noise when a and b differ."""
+GPU_UTIL: list[float | None] = []
+"""a's step events' GPU utilization (%): low while the tokens/s are low points at the host."""
 
 
 @dataclass(frozen=True)
@@ -336,8 +339,8 @@ def run_workbench(work: Path, plan: Plan, out: Path) -> Timeline:
     from workbench.config import TrainSection
     from workbench.train import trainer as workbench_trainer
     from workbench.train.data import FrozenData
-    from workbench.train.engine import TrainJob, train
-    from workbench.train.events import Finished, RunError, Step
+    from workbench.train.engine import TrainJob, run_training
+    from workbench.train.events import RunError, Step, TrainEvent
 
     rows = read_rows(work)
     model_dir = str(work / "model")
@@ -374,19 +377,22 @@ def run_workbench(work: Path, plan: Plan, out: Path) -> Timeline:
         describe_trainer(trainer)
         return trainer
 
+    def note(event: TrainEvent) -> None:
+        if isinstance(event, Step):
+            times[event.step] = (event.elapsed_s, event.gpu_memory_gib)
+            GPU_UTIL.append(event.gpu_util)
+        elif isinstance(event, RunError):
+            errors.append(f"{event.kind}: {event.message}")
+
     workbench_trainer.build_trainer = noting_build_trainer
     try:
-        for event in train(job, threading.Event()):
-            if isinstance(event, Step):
-                times[event.step] = (event.elapsed_s, event.gpu_memory_gib)
-            elif isinstance(event, RunError):
-                errors.append(f"{event.kind}: {event.message}")
-            elif isinstance(event, Finished) and event.state != "finished":
-                if plan.steps not in times:
-                    raise RuntimeError(f"run {event.state}: {event.reason}; {errors}")
-                NOTES.append(f"workbench run ended {event.state} after the timed steps: {errors}")
+        final = run_training(job, threading.Event(), note)  # this thread, as the runner does
     finally:
         workbench_trainer.build_trainer = build_trainer
+    if final.state != "finished":
+        if plan.steps not in times:
+            raise RuntimeError(f"run {final.state}: {final.reason}; {errors}")
+        NOTES.append(f"workbench run ended {final.state} after the timed steps: {errors}")
     return times
 
 
@@ -502,6 +508,7 @@ def measure(variant: str, round_: int, work: Path, plan: Plan) -> dict[str, Any]
     out = work / "runs" / f"{variant}-{round_}"
     NOTES.clear()
     SETUP.clear()
+    GPU_UTIL.clear()
     compiled_before = compile_counts()
     try:
         times = RUNNERS[variant](work, plan, out)
@@ -518,6 +525,8 @@ def measure(variant: str, round_: int, work: Path, plan: Plan) -> dict[str, Any]
             result["note"] = "; ".join(NOTES)[:2000]
         if SETUP:
             result["setup"] = dict(SETUP)
+        if GPU_UTIL:
+            result["gpu_util"] = list(GPU_UTIL)
     except BaseException as exc:  # one variant failing must not lose the others
         result["error"] = f"{type(exc).__name__}: {exc}"[:2000]
         result["traceback"] = traceback.format_exc()[-4000:]

@@ -14,14 +14,21 @@ if TYPE_CHECKING:
     from screens.app import WorkbenchApp
 
 
+def screen_palette(screen: object) -> list[PaletteCommand]:
+    """The commands of the screen under the palette: a mode's (`WorkbenchScreen`) or a pushed
+    screen's that offers some (the review queue), else none."""
+    if isinstance(screen, WorkbenchScreen):
+        return screen.palette_commands()
+    offered = getattr(screen, "palette_commands", None)
+    return list(offered()) if callable(offered) else []
+
+
 class WorkbenchCommands(Provider):
     """Commands titled `area: verb`; those of the screen under the palette come first."""
 
     def commands(self) -> list[PaletteCommand]:
         app = cast("WorkbenchApp", self.app)
-        screen_commands = (
-            self.screen.palette_commands() if isinstance(self.screen, WorkbenchScreen) else []
-        )
+        screen_commands = screen_palette(self.screen)
         go = [
             PaletteCommand(
                 f"go: {title.split()[1].lower()} screen",

@@ -42,9 +42,11 @@ from screens.data_jobs import (
 )
 from screens.message_editor import MessageEditorScreen
 from screens.quarantine import QuarantineScreen
+from screens.review import ReviewScreen
 from screens.widgets.conversation import ConversationView
 from screens.widgets.examples_table import ExamplesTable
 from screens.widgets.stats_panel import DataStats, StatsPanel, stats_from_store, with_full_stats
+from workbench.collect import review
 from workbench.data.store import SPLITS, Example, ExampleStore, Flag, Query, Split
 from workbench.workspace import Workspace
 
@@ -218,6 +220,8 @@ a restart.
 - **v** validates, **c** strips the old pipeline's instructions, **x** shows the stats,
   **q** lists the lines an import could not read, **i** imports a file (**Esc** stops it)
 - **o** opens the highlighted example's input in the Chat screen
+- **r** reviews the captured and synthetic examples waiting (accept, edit, reject) and
+  generates more with Claude; the line above the table says how many wait
 - Ctrl+P lists more: split train/val/test, tag or delete duplicates, tidy whitespace
 """
 
@@ -346,6 +350,14 @@ a restart.
             tooltip="Stop the running import or validation",
         ),
         Binding(
+            "r",
+            "review",
+            "Review",
+            id="data.review",
+            show=False,  # the count line says "N waiting for review (r)" when some wait
+            tooltip="Review captured and synthetic examples waiting; generate more (g there)",
+        ),
+        Binding(
             "o",
             "open_in_chat",
             "Chat",
@@ -366,6 +378,8 @@ a restart.
     stats_shown: reactive[bool] = reactive(False)
     tags: reactive[tuple[str, ...]] = reactive(())
     """Every tag in use (for suggestions and the tag filter)."""
+    waiting: reactive[int] = reactive(0)
+    """Captured and synthetic candidates waiting for review (shown beside the counts)."""
     job_running: reactive[bool] = reactive(False)
     """A change or a job (import, validation...) is running; others wait in line."""
     job_label: reactive[str] = reactive("")
@@ -408,6 +422,12 @@ a restart.
     @dataclass
     class ChangeFailed(Message):
         reason: str
+
+    @dataclass
+    class CandidatesCounted(Message):
+        """Candidates waiting for review were counted (captures and synth jobs add them)."""
+
+        waiting: int
 
     @dataclass
     class JobProgressed(Message):
@@ -485,6 +505,8 @@ a restart.
         """Coming back from another screen: show what Chat or Eval may have added meanwhile."""
         if self.store is not None and not self.job_running:
             self._reload()
+        if self.store is not None:
+            self.count_waiting(self.store)
 
     def on_unmount(self) -> None:
         if self.store is not None:
@@ -519,6 +541,7 @@ a restart.
         self.live = message.live
         self.tags = message.tags
         self.table.show(message.store, self.view)
+        self.count_waiting(message.store)
 
     @on(EngineReady)
     def engine_ready(self, message: EngineReady) -> None:
@@ -554,6 +577,8 @@ a restart.
 
     def _describe(self) -> None:
         line = describe_query(self.view, self.matching, self.live)
+        if self.waiting:
+            line += f" · [b]{self.waiting:,}[/b] waiting for review (r)"
         self.query_one("#data-query", Static).update(line, layout=False)  # one line, always
 
     @on(ExamplesTable.Counted)
@@ -681,6 +706,8 @@ a restart.
         self.tags = message.tags
         self._reload()
         self._job_done()
+        if self.store is not None:
+            self.count_waiting(self.store)
 
     @on(ChangeFailed)
     def change_failed(self, message: ChangeFailed) -> None:
@@ -811,6 +838,42 @@ a restart.
     def examples_counted(self, message: ExamplesCounted) -> None:
         self.live = message.live
         self.tags = message.tags
+
+    # --- the review queue: captured and synthetic candidates ---------------------------------
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="data-waiting",
+        description="count the candidates waiting",
+    )
+    def count_waiting(self, store: ExampleStore) -> None:
+        self.post_message(self.CandidatesCounted(sum(review.count_candidates(store).values())))
+
+    @on(CandidatesCounted)
+    def candidates_counted(self, message: CandidatesCounted) -> None:
+        self.waiting = message.waiting
+
+    def watch_waiting(self) -> None:
+        self._describe()
+
+    def action_review(self, generate: bool = False) -> None:
+        """Open the review queue (and its generate dialog, when `generate`)."""
+        if self.store is None:
+            self.notify("Still opening the workspace…", timeout=2)
+            return
+        screen = ReviewScreen(self.store, self.workspace)
+        self.app.push_screen(screen, self._reviewed)
+        if generate:
+            screen.call_after_refresh(screen.action_generate)
+
+    def _reviewed(self, _: None = None) -> None:
+        """Back from the review queue: accepted and rejected candidates changed the counts."""
+        if self.store is not None:
+            self.refresh_counts(self.store)
+            self.count_waiting(self.store)
+            self._reload()
 
     # --- bulk: every example the query selects --------------------------------------------
 
@@ -1165,6 +1228,16 @@ a restart.
                 "split",
                 "Assign train/val/test from data.val_fraction and test_fraction",
                 self.action_split,
+            ),
+            command(
+                "review candidates",
+                "Accept, edit or reject captured and synthetic examples (r)",
+                self.action_review,
+            ),
+            command(
+                "generate synthetic examples",
+                "Claude writes new examples from a few of yours, for review",
+                partial(self.action_review, True),
             ),
             command(
                 "open in chat",

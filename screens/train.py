@@ -23,20 +23,20 @@ from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from screens.base import PaletteCommand, WorkbenchScreen
-from screens.data_dialogs import ChoiceScreen, ConfirmScreen
+from screens.data_dialogs import ConfirmScreen
+from screens.train_export import CheckpointChoice, ExportChoice, ExportScreen, checkpoint_choices
 from screens.train_form import TrainForm
 from screens.train_sweep import SweepScreen
 from screens.widgets.line_chart import Series
-from screens.widgets.train_live import RunLive, log_lines, overlay, snapshot
+from screens.widgets.train_live import RunLive, log_lines, overlay
 from screens.widgets.train_runs import RunsTable
 from workbench.export.events import ExportProgress
-from workbench.jobs import EventTail
+from workbench.jobs import EventTail, observed_status
 from workbench.train.events import RunHistory
 from workbench.train.runs import (
+    RunCache,
     RunRefused,
     RunSummary,
-    list_runs,
-    read_history,
     resume_run,
     start_run,
     stop_run,
@@ -44,12 +44,8 @@ from workbench.train.runs import (
 
 POLL_S = 0.5
 LIST_EVERY_S = 2.0
-QUANT_CHOICES = [
-    ("q8_0 (near-lossless, half the size of f16)", ("q8_0",)),
-    ("q4_k_m (smallest, fastest, a little worse)", ("q4_k_m",)),
-    ("f16 (full quality, largest)", ("f16",)),
-    ("all three: f16, q8_0, q4_k_m", ("f16", "q8_0", "q4_k_m")),
-]
+LOG_ON_PICK = 120
+"""Log lines drawn when a run is picked (the log shows a dozen; more scroll back)."""
 
 
 def _binding(key: str, action: str, label: str, tooltip: str, show: bool = True) -> Binding:
@@ -73,6 +69,14 @@ def export_text(export_id: str, progress: ExportProgress) -> str:
     )
 
 
+def ended_early(export_dir: Path) -> str | None:
+    """How an export ended, when its process has gone (killed before it logged `finished`)."""
+    status = observed_status(export_dir)
+    if status is None or status.active:
+        return None
+    return f"[red]export {export_dir.name} {status.state}[/]: {escape(status.message)}"
+
+
 def latest_sweep(root: Path) -> Path | None:
     """The newest sweep directory of the workspace, if any."""
     base = root / "sweeps"
@@ -90,7 +94,8 @@ when you close the app or lose SSH; reopening shows them live with their whole h
 
 - **n** opens the settings of a new run (each explained); **Ctrl+S** there starts it
 - **s** stops the highlighted run (a checkpoint is saved), **r** resumes it
-- **e** exports its best checkpoint to GGUF (f16, q8_0, q4_k_m) for the Chat and Eval screens
+- **e** exports it to GGUF for the Chat and Eval screens: pick best/ or a saved checkpoint and
+  the quantizations (f16, q8_0, q4_k_m); **x** stops that export
 - **space** marks runs, **o** overlays the marked runs' curves (again: back to one run)
 - **w** shows the latest sweep ranked by best eval loss; **k** there keeps the best
 """
@@ -100,6 +105,7 @@ when you close the app or lose SSH; reopening shows them live with their whole h
         _binding("s", "stop_run", "Stop", "Stop the highlighted run (it can be resumed)"),
         _binding("r", "resume_run", "Resume", "Resume the highlighted stopped or failed run"),
         _binding("e", "export_run", "Export", "Export the highlighted run to GGUF"),
+        _binding("x", "stop_export", "Stop export", "Stop the export started here", False),
         _binding("space", "mark", "Mark", "Mark or unmark the run for comparison", False),
         _binding("o", "overlay", "Compare", "Overlay the marked runs' curves"),
         _binding("w", "sweep", "Sweep", "The latest sweep ranked by best eval loss"),
@@ -130,6 +136,11 @@ when you close the app or lose SSH; reopening shows them live with their whole h
         text: str
 
     @dataclass
+    class CheckpointsListed(Message):
+        run_dir: Path
+        choices: list[CheckpointChoice]
+
+    @dataclass
     class RunsCompared(Message):
         series: tuple[Series, ...]
 
@@ -145,6 +156,9 @@ when you close the app or lose SSH; reopening shows them live with their whole h
         self.selected: str | None = None
         self.marked: set[str] = set()
         self.last_overrides: dict[str, Any] = {}
+        self.cache = RunCache()
+        """Every run's folded history: a refresh or a pick reads only new events."""
+        self.export_dir: Path | None = None
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="train-body"):
@@ -153,7 +167,15 @@ when you close the app or lose SSH; reopening shows them live with their whole h
 
     def on_mount(self) -> None:
         self.list_runs_now()
-        self.set_interval(LIST_EVERY_S, self.list_runs_now)
+        self.list_timer = self.set_interval(LIST_EVERY_S, self.list_runs_now)
+
+    def on_screen_suspend(self) -> None:
+        """Another screen shows: stop refreshing a list nobody sees (it costs the other's keys)."""
+        self.list_timer.pause()
+
+    def on_screen_resume(self) -> None:
+        self.list_timer.resume()
+        self.list_runs_now()
 
     def palette_commands(self) -> list[PaletteCommand]:
         return [
@@ -165,6 +187,7 @@ when you close the app or lose SSH; reopening shows them live with their whole h
                 "train: resume run", "Resume the highlighted run", self.action_resume_run
             ),
             PaletteCommand("train: export run", "Export the run to GGUF", self.action_export_run),
+            PaletteCommand("train: stop export", "Stop the export", self.action_stop_export),
             PaletteCommand("train: compare runs", "Overlay marked runs", self.action_overlay),
             PaletteCommand("train: sweep summary", "Rank the latest sweep", self.action_sweep),
         ]
@@ -182,7 +205,7 @@ when you close the app or lose SSH; reopening shows them live with their whole h
         description="list runs",
     )
     def list_runs_job(self) -> None:
-        self.post_message(self.RunsListed(list_runs(self.workbench.workspace)))
+        self.post_message(self.RunsListed(self.cache.list_runs(self.workbench.workspace)))
 
     @on(RunsListed)
     def runs_listed(self, message: RunsListed) -> None:
@@ -203,12 +226,17 @@ when you close the app or lose SSH; reopening shows them live with their whole h
             self.select(event.row_key.value)
 
     def select(self, run_id: str) -> None:
-        """Show `run_id` on the right and follow its event log."""
+        """Show `run_id` on the right at once from what was read of it, then follow its log."""
         self.selected = run_id
         live = self.query_one(RunLive)
-        live.summary = self.runs[run_id]
         live.compared = ()
-        self.follow(self.runs[run_id].dir)
+        run_dir = self.runs[run_id].dir
+        seen = self.cache.peek(run_dir, wait=False)
+        if seen is not None:
+            live.show_run(self.runs[run_id], seen[0], log_lines(seen[1][-LOG_ON_PICK:]))
+        else:
+            live.summary = self.runs[run_id]
+        self.follow(run_dir, seen is None)
 
     # --- following the selected run --------------------------------------------------------------
 
@@ -219,16 +247,17 @@ when you close the app or lose SSH; reopening shows them live with their whole h
         group="train-follow",
         description="follow run",
     )
-    def follow(self, run_dir: Path) -> None:
-        """Post the run's history, then each batch of new events, until another run is picked."""
+    def follow(self, run_dir: Path, first: bool) -> None:
+        """Post each batch of new events (with the whole history first when `first`: the run
+        was never read), until another run is picked. Only new bytes of the log are read."""
         worker = get_current_worker()
-        tail, history, first = EventTail(run_dir), RunHistory(), True
         while not worker.is_cancelled:
-            records = tail.read_new()
+            records = self.cache.update(run_dir)
             if records or first:
-                history.add_dicts(records)
-                lines = log_lines(records[-400:])
-                self.post_message(self.RunFollowed(run_dir.name, snapshot(history), lines, first))
+                seen = self.cache.peek(run_dir)
+                history, recent = seen if seen is not None else (RunHistory(), [])
+                lines = log_lines((recent if first else records)[-LOG_ON_PICK:])
+                self.post_message(self.RunFollowed(run_dir.name, history, lines, first))
                 first = False
             time.sleep(POLL_S)
 
@@ -238,6 +267,8 @@ when you close the app or lose SSH; reopening shows them live with their whole h
             return
         live = self.query_one(RunLive)
         live.history = message.history
+        if message.run_id in self.runs and live.summary is not self.runs[message.run_id]:
+            live.summary = self.runs[message.run_id]
         if message.first:
             live.reset_log(message.lines)
         else:
@@ -321,10 +352,29 @@ when you close the app or lose SSH; reopening shows them live with their whole h
 
     def action_export_run(self) -> None:
         if (run := self._highlighted()) is not None:
-            self.app.push_screen(
-                ChoiceScreen("Export as GGUF", QUANT_CHOICES),
-                lambda quants: quants and self.export_job(run.dir, quants),
-            )
+            self.checkpoints_job(run.dir)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="train-checkpoints",
+        description="list checkpoints",
+    )
+    def checkpoints_job(self, run_dir: Path) -> None:
+        seen = self.cache.peek(run_dir)
+        choices = checkpoint_choices(run_dir, seen[0] if seen is not None else None)
+        self.post_message(self.CheckpointsListed(run_dir, choices))
+
+    @on(CheckpointsListed)
+    def checkpoints_listed(self, message: CheckpointsListed) -> None:
+        run_dir = message.run_dir
+
+        def chosen(choice: ExportChoice | None) -> None:
+            if choice is not None:
+                self.export_job(run_dir, choice)
+
+        self.app.push_screen(ExportScreen(run_dir.name, message.choices), chosen)
 
     @work(
         thread=True,
@@ -333,17 +383,20 @@ when you close the app or lose SSH; reopening shows them live with their whole h
         group="train-export",
         description="export run",
     )
-    def export_job(self, run_dir: Path, quants: tuple[str, ...]) -> None:
+    def export_job(self, run_dir: Path, choice: ExportChoice) -> None:
         from workbench.export.job import ExportRefused, plan_export, start_export
 
+        exports_dir = self.workbench.workspace.exports_dir
         try:
-            request = plan_export(self.workbench.workspace.exports_dir, run_dir, "best", quants)
+            request = plan_export(exports_dir, run_dir, choice.checkpoint, choice.quants)
         except ExportRefused as exc:
             self.post_message(self.ActionRefused([str(exc)]))
             return
         start_export(request)
-        note = f"Export {request.export_dir.name} started ({', '.join(quants)})"
-        self.post_message(self.RunChanged(run_dir, note))
+        self.export_dir = request.export_dir
+        what = "best" if choice.checkpoint == "best" else f"checkpoint-{choice.checkpoint}"
+        note = f"Export {request.export_dir.name} of {what} started ({', '.join(choice.quants)})"
+        self.post_message(self.RunChanged(run_dir, note + "; x stops it"))
         self.follow_export(request.export_dir)
 
     def follow_export(self, export_dir: Path) -> None:
@@ -352,12 +405,39 @@ when you close the app or lose SSH; reopening shows them live with their whole h
 
         worker = get_current_worker()
         tail, progress = EventTail(export_dir), ExportProgress()
+        self.post_message(self.ExportProgressed(export_text(export_dir.name, progress)))
         while not worker.is_cancelled and progress.finished is None:
             records = tail.read_new()
             if records:
                 progress.add_dicts(records)
                 self.post_message(self.ExportProgressed(export_text(export_dir.name, progress)))
+            elif (ended := ended_early(export_dir)) is not None:
+                if not (records := tail.read_new()):  # its last events came just now?
+                    self.post_message(self.ExportProgressed(ended))
+                    return
+                progress.add_dicts(records)
+                self.post_message(self.ExportProgressed(export_text(export_dir.name, progress)))
             time.sleep(POLL_S)
+
+    def action_stop_export(self) -> None:
+        if self.export_dir is None:
+            self.notify("No export started here: press e to export a run.", severity="warning")
+            return
+        self.stop_export_job(self.export_dir)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="train-export-stop",
+        description="stop export",
+    )
+    def stop_export_job(self, export_dir: Path) -> None:
+        from workbench.export.job import stop_export
+
+        stopped = stop_export(export_dir)
+        note = "stopping: its partial files are removed" if stopped else "it is not running"
+        self.post_message(self.ExportProgressed(f"export {export_dir.name}: {note}"))
 
     @on(ExportProgressed)
     def export_progressed(self, message: ExportProgressed) -> None:
@@ -389,7 +469,7 @@ when you close the app or lose SSH; reopening shows them live with their whole h
         description="compare runs",
     )
     def compare_job(self, run_dirs: list[Path]) -> None:
-        histories = [(run_dir.name[-4:], read_history(run_dir)) for run_dir in run_dirs]
+        histories = [(run_dir.name[-4:], self.cache.history(run_dir)) for run_dir in run_dirs]
         self.post_message(self.RunsCompared(overlay(histories)))
 
     @on(RunsCompared)

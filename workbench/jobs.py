@@ -197,6 +197,9 @@ class EventTail:
     def __init__(self, job_dir: Path) -> None:
         self.path = job_dir / EVENTS_FILE
         self.offset = 0
+        self.bytes_read = 0
+        """Bytes read over all calls: the file's size when only a half-written last line was
+        ever read twice (what shows that a reader never starts over)."""
 
     def read_new(self) -> list[dict[str, Any]]:
         try:
@@ -205,6 +208,7 @@ class EventTail:
                 chunk = handle.read()
         except FileNotFoundError:
             return []
+        self.bytes_read += len(chunk)
         end = chunk.rfind(b"\n") + 1
         self.offset += end
         return list(_parse_events(chunk[:end]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -52,6 +52,16 @@ def bounds(series: Sequence[Series]) -> Bounds | None:
     return Bounds(min(xs), max(max(xs), min(xs) + 1), y0, y1)
 
 
+def distinct_dots(dots: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Dots without consecutive repeats: thousands of steps fall on a few hundred dots, and
+    drawing a line between two equal dots only costs time."""
+    kept: list[tuple[int, int]] = []
+    for dot in dots:
+        if not kept or kept[-1] != dot:
+            kept.append(dot)
+    return kept
+
+
 class Canvas:
     """Cells of braille dots, each remembering the colour of the last series drawn into it."""
 
@@ -83,7 +93,7 @@ class Canvas:
             )
 
     def draw(self, series: Series) -> None:
-        dots = [self.dot(x, y) for x, y in series.points if math.isfinite(y)]
+        dots = distinct_dots(self.dot(x, y) for x, y in series.points if math.isfinite(y))
         if series.markers:
             for col, row in dots:
                 self.marks[(row // 4, min(self.width - 1, col // 2))] = series.colour

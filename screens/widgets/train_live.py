@@ -89,7 +89,7 @@ def duration(seconds: float | None) -> str:
 
 
 def stats_text(summary: RunSummary, history: RunHistory) -> str:
-    """`running · step 40/100 · epoch 1.20 · 2,300 tokens/s · ETA 3m10s · GPU 5.20 GiB`."""
+    """`running · step 40/100 · epoch 1.20 · 2,300 tokens/s · GPU 5.20 GiB 87% busy · ETA 3m`."""
     parts = [f"[b]{summary.id}[/b] {_state(summary.state)}"]
     parts.append(f"step [b]{history.step}/{history.total_steps}[/b]")
     if history.steps:
@@ -97,8 +97,8 @@ def stats_text(summary: RunSummary, history: RunHistory) -> str:
         parts.append(f"epoch {last.epoch:.2f}")
         if last.tokens_per_s is not None:
             parts.append(f"{last.tokens_per_s:,.0f} tokens/s")
-        if last.gpu_memory_gib is not None:
-            parts.append(f"GPU {last.gpu_memory_gib:.2f} GiB")
+        if gpu := gpu_text(last.gpu_memory_gib, last.gpu_util):
+            parts.append(gpu)
         parts.append(f"loss {last.loss:.4f}")
     if (best := history.best) is not None:
         parts.append(f"best eval [b]{best.eval_loss:.4f}[/b] @ {best.step}")
@@ -109,6 +109,16 @@ def stats_text(summary: RunSummary, history: RunHistory) -> str:
     if history.phase and history.finished is None and not history.steps:
         line += f"\n[dim]{escape(history.phase)}[/dim]"
     return line
+
+
+def gpu_text(memory_gib: float | None, util: float | None) -> str:
+    """`GPU 5.20 GiB 87% busy`; '' on CPU (both unknown)."""
+    parts = ["GPU"] if memory_gib is not None or util is not None else []
+    if memory_gib is not None:
+        parts.append(f"{memory_gib:.2f} GiB")
+    if util is not None:
+        parts.append(f"{util:.0f}% busy")
+    return " ".join(parts)
 
 
 def _state(state: str) -> str:
@@ -150,10 +160,10 @@ class RunLive(Vertical):
     """The selected run (or several runs overlaid): numbers, alerts, chart and log tail."""
 
     HELP = """\
-The selected run, live: step, epoch, tokens/s, ETA, GPU memory and loss. The chart draws the
-training loss as a line and the eval loss as dots (**o** overlays the runs marked with **space**).
-Warnings (overfitting, memorizing) and errors (NaN loss, out of memory) show in colour above it;
-the log below is the run's event log, newest last.
+The selected run, live: step, epoch, tokens/s, ETA, GPU memory and utilization, and loss. The
+chart draws the training loss as a line and the eval loss as dots (**o** overlays the runs marked
+with **space**). Warnings (overfitting, memorizing) and errors (NaN loss, out of memory) show in
+colour above it; the log below is the run's event log, newest last.
 """
 
     summary: reactive[RunSummary | None] = reactive(None, always_update=True)
@@ -193,12 +203,19 @@ the log below is the run's event log, newest last.
         if not self.compared:
             self.query_one(LineChart).series = tuple(curves(self.history))
 
+    def show_run(self, summary: RunSummary, history: RunHistory, lines: Sequence[Text]) -> None:
+        """Another run picked: its numbers, curves and log tail in one go (one paint)."""
+        with self.app.batch_update():
+            self.set_reactive(RunLive.summary, summary)
+            self.history = history
+            self.reset_log(lines)
+
     def reset_log(self, lines: Sequence[Text]) -> None:
         log = self.query_one(RichLog)
         log.clear()
         self.append_log(lines)
 
     def append_log(self, lines: Sequence[Text]) -> None:
-        log = self.query_one(RichLog)
-        for line in lines:
-            log.write(line)
+        """One write for the whole batch: a write per line costs a layout each (~0.3 ms)."""
+        if lines:
+            self.query_one(RichLog).write(Text("\n").join(lines))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from screens.widgets.train_live import duration
@@ -48,10 +50,29 @@ class RunsTable(DataTable[Text | str]):
 
     HELP = """\
 Every training run of this workspace, newest first: its state, progress, best eval loss and
-how long it has trained. **↑/↓** shows another run on the right; **space** marks runs and
-**o** overlays the marked runs' curves; **s** stops, **r** resumes, **e** exports the
+how long it has trained. **↑/↓** (or **j/k**) shows another run on the right; **space** marks
+runs and **o** overlays the marked runs' curves; **s** stops, **r** resumes, **e** exports the
 highlighted run.
 """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "j",
+            "cursor_down",
+            "Next run",
+            id="train.runs.down",
+            show=False,
+            tooltip="Show the next (older) run",
+        ),
+        Binding(
+            "k",
+            "cursor_up",
+            "Previous run",
+            id="train.runs.up",
+            show=False,
+            tooltip="Show the previous (newer) run",
+        ),
+    ]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, id=id)

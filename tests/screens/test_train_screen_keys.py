@@ -31,8 +31,9 @@ from test_train_screen_support import (
     write_events,
 )
 
-from screens.data_dialogs import ChoiceScreen, ConfirmScreen
+from screens.data_dialogs import ConfirmScreen
 from screens.train import TrainScreen
+from screens.train_export import ExportScreen
 from screens.train_form import TrainForm
 from screens.train_sweep import SweepScreen
 from screens.widgets.line_chart import LineChart
@@ -176,10 +177,11 @@ async def test_stop_resume_and_export_say_why_they_cannot_on_a_finished_run(work
         await pilot.press("r")
         await wait_until(pilot, lambda: any("has finished" in note for note in notes))
         await pilot.press("e")
-        assert isinstance(pilot.app.screen, ChoiceScreen)
-        await pilot.press("enter")
-        await wait_until(pilot, lambda: len(notes) == 3)
-        assert "checkpoint" in notes[-1] or "best" in notes[-1]
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, ExportScreen))
+        await pilot.press("ctrl+s")
+        assert "no adapter to export yet" in shown(pilot, "#export-error")
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, TrainScreen)
         assert not (workspace.root / "exports").exists() or not any(workspace.exports_dir.iterdir())
 
 

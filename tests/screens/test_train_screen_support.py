@@ -42,7 +42,7 @@ def started(total: int) -> Started:
 
 def steps(first: int, last: int, total: int, loss0: float = 2.0) -> list[Step]:
     return [
-        Step(n, total, n / 10, loss0 / (1 + n / 5), 2e-4, 0.5, 2400.0, 3.2, n * 2.0)
+        Step(n, total, n / 10, loss0 / (1 + n / 5), 2e-4, 0.5, 2400.0, 3.2, elapsed_s=n * 2.0)
         for n in range(first, last + 1)
     ]
 

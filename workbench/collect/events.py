@@ -7,8 +7,10 @@ the job's `events.jsonl`; readers turn lines back into events with `event_from_d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
+
+from workbench.events import EventCodec
 
 FinalState = Literal["finished", "stopped", "failed"]
 
@@ -115,33 +117,24 @@ CollectEvent = (
     | JobError
     | JobFinished
 )
-EVENT_TYPES: dict[str, type[CollectEvent]] = {
-    cls.type: cls
-    for cls in (
-        Listening,
-        CaptureProgress,
-        StoreFailed,
-        SynthStarted,
-        SynthCall,
-        JobWarning,
-        JobError,
-        JobFinished,
-    )
-}
+CODEC = EventCodec[CollectEvent](
+    Listening,
+    CaptureProgress,
+    StoreFailed,
+    SynthStarted,
+    SynthCall,
+    JobWarning,
+    JobError,
+    JobFinished,
+)
+EVENT_TYPES = CODEC.types
 
 
 def event_to_dict(event: CollectEvent) -> dict[str, Any]:
     """The JSON object written to `events.jsonl`."""
-    return {"type": event.type, **asdict(event)}
+    return CODEC.to_dict(event)
 
 
 def event_from_dict(data: Mapping[str, Any]) -> CollectEvent | None:
     """The event a log line holds; None for a line of another kind or shape."""
-    cls = EVENT_TYPES.get(str(data.get("type", "")))
-    if cls is None:
-        return None
-    names = {item.name for item in fields(cls)}
-    try:
-        return cls(**{key: value for key, value in data.items() if key in names})
-    except TypeError:
-        return None
+    return CODEC.from_dict(data)

@@ -14,13 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from workbench.data.store import Example, ExampleStore, Flag, Query, StoreError, preview_of
+from workbench.data.store import (
+    CANDIDATE_TAGS,
+    REVIEW_FLAG,
+    Example,
+    ExampleStore,
+    Query,
+    StoreError,
+    preview_of,
+)
 
 Origin = Literal["captured", "synthetic"]
-ORIGINS: tuple[Origin, ...] = ("captured", "synthetic")
-REVIEW_FLAG: Flag = "needs-review"
+ORIGINS = cast(tuple[Origin, ...], CANDIDATE_TAGS)
+"""The store decides what a candidate is (`workbench.data.store.CANDIDATE_TAGS`)."""
 META_KEYS: dict[Origin, str] = {"captured": "capture", "synthetic": "synth"}
 """The record key holding each origin's metadata (model, time, latency, usage, cost)."""
 
@@ -46,6 +54,18 @@ class Candidate:
 def candidate_query(origin: Origin) -> Query:
     """The store query selecting the candidates of one origin (for the examples table)."""
     return Query(flag=REVIEW_FLAG, tag=origin)
+
+
+def review_query(origin: Origin | None = None) -> Query:
+    """What the review screen lists: one origin's candidates or, with None, every example
+    waiting for review (candidates of both origins, and examples flagged `needs-review` by
+    hand). One store query either way, so the list pages from the store like the Data table."""
+    return Query(flag=REVIEW_FLAG) if origin is None else candidate_query(origin)
+
+
+def origin_of(example: Example) -> Origin | None:
+    """Where a waiting example came from; None for one flagged for review by hand."""
+    return next((origin for origin in ORIGINS if origin in example.tags), None)
 
 
 def count_candidates(store: ExampleStore) -> dict[Origin, int]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from workbench.collect.pairs import CAPTURE_KEY, Exchange, NotStorable, to_record
-from workbench.data.store import ExampleStore
+from workbench.data.store import REVIEW_FLAG, ExampleStore
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +181,12 @@ class StoreSink:
             store = self._store or self._open_store()
             self._store = store
             ids = store.add_examples(
-                records, source=SOURCE, label=f"capture {len(records)} example(s)", tags=tags
+                records,
+                source=SOURCE,
+                label=f"capture {len(records)} example(s)",
+                tags=tags,
+                flag=REVIEW_FLAG,
             )
-            store.set_flag(ids, "needs-review")
         except Exception as exc:  # any storage failure: count it, report it, retry next batch
             self._reset_store()
             self._fail(len(records), f"cannot store {len(records)} captured example(s): {exc}")

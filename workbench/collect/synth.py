@@ -35,7 +35,7 @@ from workbench.collect.events import (
 )
 from workbench.collect.sink import clean_tag
 from workbench.config import atomic_write_text
-from workbench.data.store import Example, ExampleStore, Query, StoreError
+from workbench.data.store import REVIEW_FLAG, Example, ExampleStore, Query, StoreError
 
 if TYPE_CHECKING:
     from workbench.collect.dedupe import DuplicateIndex
@@ -492,10 +492,13 @@ def _apply(
         tags = [SYNTHETIC_TAG, f"model:{clean_tag(spec.model)}"]
         if topic and (topic_tag := clean_tag(topic)):
             tags.append(f"topic:{topic_tag}")
-        ids = store.add_examples(
-            records, source=SOURCE, label=f"synthesize {len(records)} example(s)", tags=tags
+        store.add_examples(
+            records,
+            source=SOURCE,
+            label=f"synthesize {len(records)} example(s)",
+            tags=tags,
+            flag=REVIEW_FLAG,
         )
-        store.set_flag(ids, "needs-review")
     return {"added": len(records), "duplicates": duplicates, "invalid": invalid}
 
 

@@ -448,7 +448,15 @@ def cmd_split(args: argparse.Namespace) -> int:
     except SplitError as exc:
         raise UsageError(str(exc)) from exc
     if args.json:
-        _print_json({"counts": plan.counts, "moved": moved, "seed": seed, "note": plan.note})
+        _print_json(
+            {
+                "counts": plan.counts,
+                "moved": moved,
+                "seed": seed,
+                "held_for_review": plan.held,
+                "note": plan.note,
+            }
+        )
         return OK
     if plan.note:
         print(plan.note.capitalize())

@@ -4,6 +4,10 @@ Each example's place is decided by a hash of the seed and its content, so the sa
 seed always give the same split (whatever order they were imported in), and copies of an
 example (same content, or near duplicates when asked) always land in the same split: a
 validation set that repeats training examples measures nothing.
+
+Candidates waiting for review (captured or synthetic, flagged needs-review: see
+`store.CANDIDATE_TAGS`) get no split: they are not data yet. A split puts them back in
+`unassigned`, and once accepted they join the next split.
 """
 
 from __future__ import annotations
@@ -66,13 +70,16 @@ def suggest_val_size(total: int) -> int:
 
 @dataclass(frozen=True)
 class SplitPlan:
-    """Where every live example goes, and how many go where."""
+    """Where every live example goes, and how many go where (candidates: `unassigned`)."""
 
     assignments: Mapping[int, Split]
     counts: Mapping[str, int]
+    """train, val and test; candidates are counted in `held` only."""
     seed: int
     by_tag: bool
     note: str = ""
+    held: int = 0
+    """Candidates waiting for review, kept out of every split."""
 
 
 def plan_split(
@@ -86,13 +93,15 @@ def plan_split(
 ) -> SplitPlan:
     """Assign every live example to train, val or test. `val` None: `suggest_val_size`.
     `by_tag`: each tag combination is split in the same proportions. `near_duplicates`: keep
-    near duplicates together too (finding them takes a few seconds on 100k examples)."""
-    keys = list(store.iter_keys())
+    near duplicates together too (finding them takes a few seconds on 100k examples).
+    Candidates waiting for review are left out of the sizes and go to `unassigned`."""
+    held = store.candidate_ids()
+    keys = [key for key in store.iter_keys() if key[0] not in held]
     total = len(keys)
-    note = ""
+    notes = [f"{len(held):,} candidates waiting for review stay unassigned"] if held else []
     if val is None:
         val = suggest_val_size(total)
-        note = f"validation size suggested for {total:,} examples: {val:,}"
+        notes.insert(0, f"validation size suggested for {total:,} examples: {val:,}")
     n_val, n_test = resolve_size(val, total), resolve_size(test, total)
     if n_val + n_test > total:
         raise SplitError(f"val {n_val:,} + test {n_test:,} is more than the {total:,} examples")
@@ -104,14 +113,16 @@ def plan_split(
     counts = {split: 0 for split in ("train", "val", "test")}
     for split in assignments.values():
         counts[split] += 1
-    return SplitPlan(assignments, counts, seed, by_tag, note)
+    assignments.update(dict.fromkeys(sorted(held), "unassigned"))
+    return SplitPlan(assignments, counts, seed, by_tag, "; ".join(notes), len(held))
 
 
 def _groups(
     keys: Sequence[tuple[int, str, tuple[str, ...]]], store: ExampleStore | None, threshold: float
 ) -> list[tuple[str, list[int]]]:
     """(group key, ids): examples with the same content, or near duplicates when a store is
-    given, form one group keyed by its first example's content hash."""
+    given, form one group keyed by its first example's content hash. Near duplicates are found
+    among all live examples; those not in `keys` (candidates) are skipped."""
     by_hash: dict[str, list[int]] = {}
     hash_of = {}
     for example_id, digest, _ in keys:
@@ -120,12 +131,19 @@ def _groups(
     if store is not None:
         _, near = find_duplicates(store, threshold=threshold)
         for group in near:
-            keep = hash_of[group.keep]
-            for copy, _ in group.copies:
-                digest = hash_of[copy]
-                if digest != keep and digest in by_hash:
-                    by_hash[keep] += by_hash.pop(digest)
+            members = [i for i in (group.keep, *(c for c, _ in group.copies)) if i in hash_of]
+            _merge(by_hash, [hash_of[i] for i in members])
     return list(by_hash.items())
+
+
+def _merge(by_hash: dict[str, list[int]], digests: Sequence[str]) -> None:
+    """Put the groups of `digests` into the first one's (near duplicates split together)."""
+    if not digests:
+        return
+    keep = digests[0]
+    for digest in digests[1:]:
+        if digest != keep and digest in by_hash:
+            by_hash[keep] += by_hash.pop(digest)
 
 
 def _strata(
@@ -188,6 +206,7 @@ def _rank(seed: int, digest: str) -> str:
 
 
 def apply_split(store: ExampleStore, plan: SplitPlan) -> int:
-    """Put every example in its split as one undoable action; returns how many moved."""
+    """Put every example in its split (candidates back in `unassigned`) as one undoable action;
+    returns how many moved."""
     label = f"split {plan.counts['train']}/{plan.counts['val']}/{plan.counts['test']}"
     return store.assign_splits(plan.assignments, f"{label} (seed {plan.seed})")

@@ -103,6 +103,16 @@ _DONE, _UNDONE, _DISCARDED = 0, 1, 2
 # conversation only when the change touched it (so a split of 100k examples stays small).
 _LIGHT_COLUMNS = ("split", "flag", "note", "deleted")
 _HEAVY_COLUMNS = ("messages", "extra")
+REVIEW_FLAG: Flag = "needs-review"
+CANDIDATE_TAGS: tuple[str, ...] = ("captured", "synthetic")
+"""An example flagged REVIEW_FLAG and tagged with one of CANDIDATE_TAGS is a *candidate*: captured
+or generated, waiting for a person to accept it (`workbench/collect/review.py`). Until then it is
+kept out of splits and out of a run's training data."""
+_CANDIDATE_SQL = (
+    f"(flag = '{REVIEW_FLAG}' AND id IN (SELECT example_id FROM tags"
+    f" WHERE tag IN ({', '.join(repr(tag) for tag in CANDIDATE_TAGS)})))"
+)
+"""The same test in SQL, on the `examples` table."""
 FORMAT_KEY = "_workbench"
 """Key in an example's `extra` holding how its input file spelled it (which ShareGPT role names,
 where an Alpaca instruction ends...), so that exporting to the same format gives the input back.
@@ -163,6 +173,7 @@ class NewExample:
     problems: Sequence[Problem] | None = None
     """Already checked; None: the store's validator checks it."""
     split: Split = "unassigned"
+    flag: Flag = "ok"
 
 
 @dataclass(frozen=True)
@@ -244,6 +255,17 @@ def content_hash(messages: Sequence[Mapping[str, Any]]) -> str:
         [[m.get("role"), m.get("content")] if isinstance(m, dict) else m for m in messages]
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def is_candidate(flag: str, tags: Iterable[str]) -> bool:
+    """Whether an example with this flag and these tags waits for review (see CANDIDATE_TAGS)."""
+    return flag == REVIEW_FLAG and any(tag in CANDIDATE_TAGS for tag in tags)
+
+
+def check_flag(flag: str) -> None:
+    """StoreError unless `flag` is one of FLAGS (before anything is written)."""
+    if flag not in FLAGS:
+        raise StoreError(f"unknown flag {flag!r} (use one of {', '.join(FLAGS)})")
 
 
 def estimate_tokens(text: str) -> int:
@@ -343,9 +365,14 @@ class ExampleStore:
         label: str = "",
         split: Split = "unassigned",
         tags: Sequence[str] = (),
+        flag: Flag = "ok",
     ) -> list[int]:
-        """Add OpenAI-chat records (`{"messages": [...], ...}`) as one undoable action."""
-        items = [NewExample(record, source, split=split) for record in records]
+        """Add OpenAI-chat records (`{"messages": [...], ...}`) as one undoable action.
+
+        `flag` is written with the rows, in the same transaction: captured or generated
+        candidates are never visible, even after a crash, without their `needs-review` flag.
+        """
+        items = [NewExample(record, source, split=split, flag=flag) for record in records]
         return self.add_batch(
             items, label=label or f"add examples from {source or 'input'}", tags=tags
         )
@@ -367,9 +394,12 @@ class ExampleStore:
 
     def prepare(self, items: Sequence[NewExample]) -> PreparedBatch:
         """The rows of new examples, computed without touching the database: an importer
-        prepares the next batch on one core while the previous one is written on the other."""
+        prepares the next batch on one core while the previous one is written on the other.
+        StoreError for an unknown flag: then nothing of the batch is written."""
         now = time.time()
         rows, fts, problems = [], [], []
+        for flag in {item.flag for item in items}:
+            check_flag(flag)
         for offset, item in enumerate(items):
             found = self._problems_of(item)
             rows.append(self._row(item, len(found), now))
@@ -404,9 +434,9 @@ class ExampleStore:
         first = int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM examples").fetchone()[0])
         ids = list(range(first, first + len(batch.rows)))
         db.executemany(
-            "INSERT INTO examples (id, messages, extra, split, source, content_hash, preview,"
-            " output_tokens, problem_count, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO examples (id, messages, extra, split, flag, source, content_hash,"
+            " preview, output_tokens, problem_count, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(example_id, *row) for example_id, row in zip(ids, batch.rows, strict=True)],
         )
         db.executemany(
@@ -437,6 +467,7 @@ class ExampleStore:
             _JSON.encode(messages),
             _JSON.encode(extra),
             item.split,
+            item.flag,
             item.source,
             content_hash(messages),
             preview_of(messages),
@@ -542,9 +573,15 @@ class ExampleStore:
         ]
 
     def iter_examples(
-        self, split: Split | None = None, include_bad: bool = False, batch: int = 500
+        self,
+        split: Split | None = None,
+        include_bad: bool = False,
+        batch: int = 500,
+        include_candidates: bool = True,
     ) -> Iterator[Example]:
-        """Live examples in id order (of one split), without those flagged bad unless asked.
+        """Live examples in id order (of one split), without those flagged bad unless asked,
+        and without candidates waiting for review when `include_candidates` is False (what a
+        training run reads).
 
         Reads in batches, so memory stays flat on any dataset size.
         """
@@ -555,6 +592,8 @@ class ExampleStore:
             params.append(split)
         if not include_bad:
             clauses.append("flag != 'bad'")
+        if not include_candidates:
+            clauses.append(f"NOT {_CANDIDATE_SQL}")
         sql = f"SELECT * FROM examples WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?"
         last = 0
         while True:
@@ -566,22 +605,21 @@ class ExampleStore:
             yield from examples
             last = examples[-1].id
 
+    def candidate_ids(self) -> set[int]:
+        """Live examples waiting for review (see CANDIDATE_TAGS): what a split leaves out."""
+        with self._lock:
+            return {
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT id FROM examples WHERE deleted = 0 AND {_CANDIDATE_SQL}"
+                )
+            }
+
     def iter_messages(self, batch: int = 2000) -> Iterator[tuple[int, list[dict[str, Any]]]]:
         """(id, messages) of every live example in id order: the cheap read for scans
         (duplicates, instruction detection, token counts)."""
-        last = 0
-        while True:
-            with self._lock:
-                rows = self._db.execute(
-                    "SELECT id, messages FROM examples WHERE deleted = 0 AND id > ?"
-                    " ORDER BY id LIMIT ?",
-                    (last, batch),
-                ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield row[0], json.loads(row[1])
-            last = rows[-1][0]
+        for row in self._iter_live("messages", batch):
+            yield row[0], json.loads(row[1])
 
     def iter_keys(self) -> Iterator[tuple[int, str, tuple[str, ...]]]:
         """(id, content hash, tags) of every live example in id order (for splitting)."""
@@ -596,18 +634,23 @@ class ExampleStore:
     def iter_records(self, batch: int = 2000) -> Iterator[tuple[int, dict[str, Any]]]:
         """(id, record) of every live example in id order: its messages with its other fields,
         as the validator sees it at import."""
+        for row in self._iter_live("messages, extra", batch):
+            yield row[0], {**json.loads(row[2]), "messages": json.loads(row[1])}
+
+    def _iter_live(self, columns: str, batch: int) -> Iterator[sqlite3.Row]:
+        """(id, *columns) of every live example in id order, `batch` rows per read: the lock is
+        held per read only, and paging by id keeps memory flat on any dataset size."""
         last = 0
         while True:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT id, messages, extra FROM examples WHERE deleted = 0 AND id > ?"
+                    f"SELECT id, {columns} FROM examples WHERE deleted = 0 AND id > ?"
                     " ORDER BY id LIMIT ?",
                     (last, batch),
                 ).fetchall()
             if not rows:
                 return
-            for row in rows:
-                yield row[0], {**json.loads(row[2]), "messages": json.loads(row[1])}
+            yield from rows
             last = rows[-1][0]
 
     def sources(self, ids: Iterable[int]) -> dict[int, str]:
@@ -847,8 +890,7 @@ class ExampleStore:
 
     def set_flag(self, ids: Sequence[int], flag: Flag) -> int:
         """Flag examples ok, bad or needs-review."""
-        if flag not in FLAGS:
-            raise StoreError(f"unknown flag {flag!r} (use one of {', '.join(FLAGS)})")
+        check_flag(flag)
         return self._update_column(ids, "flag", flag, f"flag {flag}")
 
     def set_note(self, example_id: int, note: str) -> int:
@@ -1011,37 +1053,28 @@ class ExampleStore:
 
     def undo(self) -> str | None:
         """Undo the latest action; returns its label, or None when there is nothing to undo."""
-        with self._transaction() as db:
-            row = db.execute(
-                "SELECT id, label FROM actions WHERE state = ? ORDER BY id DESC LIMIT 1", (_DONE,)
-            ).fetchone()
-            if row is None:
-                return None
-            for change in db.execute(
-                "SELECT example_id, before FROM history WHERE action_id = ? ORDER BY id DESC",
-                (row["id"],),
-            ).fetchall():
-                before = json.loads(change["before"]) if change["before"] else None
-                self._restore_snapshot(db, change["example_id"], before, created=False)
-            db.execute("UPDATE actions SET state = ? WHERE id = ?", (_UNDONE, row["id"]))
-            return str(row["label"])
+        return self._replay(_DONE, "DESC", "before", _UNDONE)
 
     def redo(self) -> str | None:
         """Redo the action undone last; returns its label, or None."""
+        return self._replay(_UNDONE, "ASC", "after", _DONE)
+
+    def _replay(self, state: int, order: str, side: str, new_state: int) -> str | None:
+        """Undo and redo are one walk: take the next action in `state` (latest done first for
+        undo, earliest undone first for redo), put each example it touched back to its `side`
+        snapshot in that same order, and mark the action `new_state`."""
+        created = side == "after"
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT id, label FROM actions WHERE state = ? ORDER BY id ASC LIMIT 1",
-                (_UNDONE,),
-            ).fetchone()
+            row = self._next_action(db, state, order)
             if row is None:
                 return None
             for change in db.execute(
-                "SELECT example_id, after FROM history WHERE action_id = ? ORDER BY id",
+                f"SELECT example_id, {side} FROM history WHERE action_id = ? ORDER BY id {order}",
                 (row["id"],),
             ).fetchall():
-                after = json.loads(change["after"]) if change["after"] else None
-                self._restore_snapshot(db, change["example_id"], after, created=True)
-            db.execute("UPDATE actions SET state = ? WHERE id = ?", (_DONE, row["id"]))
+                snapshot = json.loads(change[side]) if change[side] else None
+                self._restore_snapshot(db, change["example_id"], snapshot, created=created)
+            db.execute("UPDATE actions SET state = ? WHERE id = ?", (new_state, row["id"]))
             return str(row["label"])
 
     def undo_label(self) -> str | None:
@@ -1054,10 +1087,16 @@ class ExampleStore:
 
     def _label_of(self, state: int, order: str) -> str | None:
         with self._lock:
-            row = self._db.execute(
-                f"SELECT label FROM actions WHERE state = ? ORDER BY id {order} LIMIT 1", (state,)
-            ).fetchone()
-        return str(row[0]) if row else None
+            row = self._next_action(self._db, state, order)
+        return str(row["label"]) if row else None
+
+    @staticmethod
+    def _next_action(db: sqlite3.Connection, state: int, order: str) -> sqlite3.Row | None:
+        """The action undo (`_DONE`, "DESC") or redo (`_UNDONE`, "ASC") would take next."""
+        row: sqlite3.Row | None = db.execute(
+            f"SELECT id, label FROM actions WHERE state = ? ORDER BY id {order} LIMIT 1", (state,)
+        ).fetchone()
+        return row
 
     def history(self, example_id: int) -> list[HistoryEntry]:
         """Every recorded change of one example, oldest first."""

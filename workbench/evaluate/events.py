@@ -9,8 +9,10 @@ it is in `results.jsonl`, read through `workbench.evaluate.report.load_report`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
+
+from workbench.events import EventCodec
 
 FinalState = Literal["finished", "stopped", "failed"]
 Outcome = Literal["win", "tie", "loss"]
@@ -110,24 +112,17 @@ class Finished:
 
 
 EvalEvent = Phase | Started | ItemJudged | Progress | BatchUpdate | EvalWarning | Finished
-EVENT_TYPES: dict[str, type[EvalEvent]] = {
-    cls.type: cls
-    for cls in (Phase, Started, ItemJudged, Progress, BatchUpdate, EvalWarning, Finished)
-}
+CODEC = EventCodec[EvalEvent](
+    Phase, Started, ItemJudged, Progress, BatchUpdate, EvalWarning, Finished
+)
+EVENT_TYPES = CODEC.types
 
 
 def event_to_dict(event: EvalEvent) -> dict[str, Any]:
     """The JSON object written to `events.jsonl` (with its `type`)."""
-    return {"type": event.type, **asdict(event)}
+    return CODEC.to_dict(event)
 
 
 def event_from_dict(raw: Mapping[str, Any]) -> EvalEvent | None:
     """An event read back from the log; None for a type this version does not know."""
-    cls = EVENT_TYPES.get(str(raw.get("type")))
-    if cls is None:
-        return None
-    names = {f.name for f in fields(cls)}
-    try:
-        return cls(**{key: value for key, value in raw.items() if key in names})
-    except TypeError:
-        return None
+    return CODEC.from_dict(raw)

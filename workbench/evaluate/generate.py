@@ -1,23 +1,22 @@
 """Candidate outputs: the fine-tuned GGUF answering each eval input, timed.
 
-Behind a small interface (`Generator.generate(messages) -> Generation`) so that the chat engine
-(`workbench/chat`) can take over the llama.cpp part later. llama_cpp is imported only when a
-model is loaded.
-
-Quantized GGUFs (q8_0, q4_k_m) crash llama.cpp on CPUs with AMX when it repacks their weights
-into its "extra buffer types"; :class:`LlamaCppGenerator` loads models with those disabled
-(`repack=False`), which costs some CPU speed on quantized models and nothing on a GPU.
+Behind a small interface (`Generator.generate(messages) -> Generation`). The llama.cpp part is
+the chat engine's (`workbench.chat.engine.ChatModel`): the same AMX-safe loading, the same probe
+of a new file in a child process, and the same prompt, rendered with the GGUF's chat template and
+tokenized as training did, so an eval answers exactly the prompt a chat would send (no second
+BOS). llama_cpp is imported only when a model is loaded.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from workbench.chat.engine import ChatModel, ChatSettings
 
 
 @dataclass(frozen=True)
@@ -59,33 +58,8 @@ class Generator(Protocol):
         ...
 
 
-_LOAD_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _no_weight_repacking() -> Iterator[None]:
-    """Load llama.cpp models without extra buffer types (the AMX int8 repacking that crashes
-    quantized models on some CPUs). llama-cpp-python 0.3.36 has no argument for it, so its
-    default-parameters function is wrapped while the model loads."""
-    import llama_cpp.llama_cpp as lib
-
-    original = lib.llama_model_default_params
-
-    def params() -> Any:
-        value = original()
-        value.use_extra_bufts = False
-        return value
-
-    with _LOAD_LOCK:
-        lib.llama_model_default_params = params
-        try:
-            yield
-        finally:
-            lib.llama_model_default_params = original
-
-
 class LlamaCppGenerator:
-    """A GGUF run by llama.cpp with the chat template stored in the file.
+    """A GGUF run by llama.cpp through the chat engine, with the chat template in the file.
 
     One answer is one blocking call (a cancelled eval stops between answers, not within one).
     """
@@ -101,56 +75,67 @@ class LlamaCppGenerator:
         repeat_penalty: float = 1.1,
         seed: int = 0,
         threads: int = 0,
-        repack: bool = False,
+        repack: bool | None = None,
+        probe: bool = True,
     ) -> None:
-        self.path = Path(path)
-        self.max_tokens = max_tokens
-        self.temperature = temperature
-        self.repeat_penalty = repeat_penalty
-        self.seed = seed
-        self.llm = self._load(n_ctx, n_gpu_layers, threads, repack)
+        """`repack`: llama.cpp's extra buffer types (None: on, except on AMX CPUs where they
+        crash quantized models). `probe`: try a new file in a child process first."""
+        from workbench.chat.engine import ChatSettings
 
-    def _load(self, n_ctx: int, n_gpu_layers: int, threads: int, repack: bool) -> Any:
-        """Load the model; ValueError with a one-line reason when the file is not usable."""
+        self.path = Path(path)
+        self.settings: ChatSettings = ChatSettings(
+            n_ctx=n_ctx,
+            n_gpu_layers=n_gpu_layers,
+            threads=threads,
+            extra_buffers=repack,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            repeat_penalty=repeat_penalty,
+            seed=seed,
+        )
+        self.model: ChatModel | None = self._load(probe)
+
+    def _load(self, probe: bool) -> ChatModel:
+        """Load the model; ValueError with a one-line reason when the file is not usable (what
+        the eval engine reports as the eval's failure)."""
+        from workbench.chat.engine import ChatModel
+        from workbench.chat.errors import ChatError
+
         if not self.path.is_file():
             raise ValueError(f"{self.path}: no such GGUF file (export one first)")
-        from llama_cpp import Llama
+        try:
+            return ChatModel.load(self.path, self.settings, probe=probe)
+        except ChatError as exc:
+            raise ValueError(str(exc)) from exc
 
-        guard = contextlib.nullcontext() if repack else _no_weight_repacking()
-        with guard:
-            return Llama(
-                model_path=str(self.path),
-                n_ctx=n_ctx,
-                n_gpu_layers=n_gpu_layers,
-                seed=self.seed,
-                n_threads=threads or None,
-                n_threads_batch=threads or None,
-                verbose=False,
-            )
+    def prompt_tokens(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The token ids the model is given for `messages` (the chat engine's rendering)."""
+        return self._model().prompt_tokens(messages)
 
     def generate(self, messages: Sequence[Mapping[str, Any]]) -> Generation:
         """Answer greedily (or at the configured temperature); errors become `error`."""
+        from workbench.chat.errors import ChatError
+
         started = time.perf_counter()
         try:
-            result = self.llm.create_chat_completion(
-                messages=[dict(m) for m in messages],
-                max_tokens=self.max_tokens,
-                temperature=self.temperature,
-                repeat_penalty=self.repeat_penalty,
-                seed=self.seed,
-            )
-        except (ValueError, RuntimeError) as exc:
+            done = self._model().answer(messages, self.settings)
+        except (ChatError, ValueError, RuntimeError) as exc:
             return Generation(error=f"fine-tuned model: {exc}")
-        latency = time.perf_counter() - started
-        usage = result.get("usage") or {}
         return Generation(
-            text=str(result["choices"][0]["message"].get("content") or ""),
-            latency_s=latency,
-            input_tokens=int(usage.get("prompt_tokens", 0)),
-            output_tokens=int(usage.get("completion_tokens", 0)),
+            text=done.text,
+            latency_s=time.perf_counter() - started,
+            input_tokens=done.prompt_tokens,
+            output_tokens=done.completion_tokens,
         )
 
+    def _model(self) -> ChatModel:
+        from workbench.chat.errors import ChatError
+
+        if self.model is None:
+            raise ChatError(f"{self.path.name} is closed")
+        return self.model
+
     def close(self) -> None:
-        llm, self.llm = self.llm, None
-        if llm is not None:
-            llm.close()
+        model, self.model = self.model, None
+        if model is not None:
+            model.close()

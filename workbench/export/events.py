@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
+
+from workbench.events import EventCodec
 
 Stage = Literal["merge", "convert", "quantize", "manifest"]
 FinalState = Literal["finished", "stopped", "failed"]
@@ -87,37 +89,20 @@ class ExportFinished:
 ExportEvent = (
     ExportStarted | StageStarted | StageProgress | FileWritten | ExportError | ExportFinished
 )
-EVENT_TYPES: dict[str, type[ExportEvent]] = {
-    cls.type: cls
-    for cls in (
-        ExportStarted,
-        StageStarted,
-        StageProgress,
-        FileWritten,
-        ExportError,
-        ExportFinished,
-    )
-}
+CODEC = EventCodec[ExportEvent](
+    ExportStarted, StageStarted, StageProgress, FileWritten, ExportError, ExportFinished
+)
+EVENT_TYPES = CODEC.types
 
 
 def event_to_dict(event: ExportEvent) -> dict[str, Any]:
     """The JSON object written to `events.jsonl`."""
-    return {"type": event.type, **asdict(event)}
+    return CODEC.to_dict(event)
 
 
 def event_from_dict(data: Mapping[str, Any]) -> ExportEvent | None:
     """The event a log line holds; None for other or malformed lines (readers skip them)."""
-    cls = EVENT_TYPES.get(str(data.get("type", "")))
-    if cls is None:
-        return None
-    names = {item.name for item in fields(cls)}
-    values = {key: value for key, value in data.items() if key in names}
-    if "quants" in values and isinstance(values["quants"], list):
-        values["quants"] = tuple(values["quants"])
-    try:
-        return cls(**values)
-    except TypeError:
-        return None
+    return CODEC.from_dict(data)
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """A run's data: frozen from the examples database into the run, and tokenized for training.
 
-A run trains on the `train` split and evaluates on `val`. Starting a run copies those examples
-into `runs/<id>/train.jsonl` and `val.jsonl` with a content hash, so later edits to the database
-never change what a run was trained on (and a resume trains on the same data).
+A run trains on the `train` split and evaluates on `val`, less the examples flagged `bad` and the
+candidates still waiting for review (captured or synthetic, flagged `needs-review`: they are not
+data until accepted). Starting a run copies those examples into `runs/<id>/train.jsonl` and
+`val.jsonl` with a content hash, so later edits to the database never change what a run was
+trained on (and a resume trains on the same data).
 
 Tokenization renders each conversation with the tokenizer's chat template and masks everything
 but the assistant turns out of the loss (`completion_only_loss`): labels are -100 there.
@@ -52,7 +54,8 @@ class FrozenData:
 
 
 def collect_examples(db_path: Path) -> FrozenData:
-    """The `train` and `val` splits of the workspace database (examples flagged bad left out)."""
+    """The `train` and `val` splits of the workspace database, without examples flagged bad or
+    candidates waiting for review (a candidate moved into a split by hand is not data yet)."""
     from workbench.data.store import ExampleStore
 
     if not db_path.exists():
@@ -60,8 +63,8 @@ def collect_examples(db_path: Path) -> FrozenData:
             f"{db_path} does not exist: import examples first (`workbench data import`)"
         )
     with ExampleStore(db_path) as store:
-        train = list(store.iter_examples(split="train"))
-        val = list(store.iter_examples(split="val"))
+        train = list(store.iter_examples(split="train", include_candidates=False))
+        val = list(store.iter_examples(split="val", include_candidates=False))
     if not train:
         raise DataError(
             "the train split is empty: import examples and assign splits "

@@ -1,8 +1,10 @@
-"""`train(job, cancel)`: one training attempt as an iterator of events.
+"""One training attempt, as events: `run_training(job, cancel, emit)` and `train(job, cancel)`.
 
-The trainer runs in a worker thread and reports through a queue, so the caller (the detached
-runner, a test, the GPU benchmark) simply iterates. Setting `cancel` stops the run gracefully
-at the next step: a checkpoint is saved and the last event is `Finished(state="stopped")`.
+`run_training` trains in the calling thread and hands each event to `emit`: the detached runner
+calls it from its main thread, where torch.compile (Unsloth) and CUDA state work as in a plain
+script. `train` runs the same in a worker thread and yields the events from a queue, for callers
+that want to iterate (tests, the TUI-free tools). Setting `cancel` stops the run gracefully at
+the next step: a checkpoint is saved and the last event is `Finished(state="stopped")`.
 """
 
 from __future__ import annotations
@@ -54,15 +56,38 @@ class TrainJob:
 _DONE = object()
 
 
+def run_training(job: TrainJob, cancel: threading.Event, emit: Emit) -> Finished:
+    """Train in this thread, passing each event to `emit`; the last one, returned, is `Finished`.
+
+    A failure is reported as events (an error, then `Finished(state="failed")`), not raised:
+    whoever writes the log must always hear how the attempt ended.
+    """
+    state = _Attempt(job=job, started=time.perf_counter())
+
+    def tracked(event: TrainEvent) -> None:
+        state.track(event)
+        emit(event)
+
+    try:
+        _attempt(job, cancel, state, tracked)
+    except BaseException as exc:  # reported as events: the log must always hear the end
+        traceback.print_exc()
+        tracked(describe_failure(exc, job.config, state.step, loading=state.loading))
+        tracked(state.finished("failed", f"{type(exc).__name__}: {exc}"[:300]))
+    if state.last is None:  # every path above ends with Finished; keep that promise regardless
+        tracked(state.finished("failed", "the attempt ended without a final event"))
+    return state.last or state.finished("failed", "no final event")
+
+
 def train(job: TrainJob, cancel: threading.Event) -> Iterator[TrainEvent]:
-    """Train, yielding events as they happen; the last one is always `Finished`.
+    """`run_training` in a worker thread, its events yielded as they happen (`Finished` last).
 
     Leaving the loop early stops the trainer as `cancel` would, and waits for it.
     """
     events: queue.Queue[Any] = queue.Queue()
     halt = _Either(cancel)
     thread = threading.Thread(
-        target=_worker, args=(job, halt, events.put), name="workbench-train", daemon=True
+        target=_worker, args=(job, halt, events), name="workbench-train", daemon=True
     )
     thread.start()
     try:
@@ -85,21 +110,11 @@ class _Either(threading.Event):
         return self.outer.is_set() or self.own.is_set()
 
 
-def _worker(job: TrainJob, cancel: threading.Event, put: Any) -> None:
-    state = _Attempt(job=job, started=time.perf_counter())
-
-    def emit(event: TrainEvent) -> None:
-        state.track(event)
-        put(event)
-
+def _worker(job: TrainJob, cancel: threading.Event, events: queue.Queue[Any]) -> None:
     try:
-        _attempt(job, cancel, state, emit)
-    except BaseException as exc:  # reported as events: the runner must always hear the end
-        traceback.print_exc()
-        emit(describe_failure(exc, job.config, state.step, loading=state.loading))
-        emit(state.finished("failed", f"{type(exc).__name__}: {exc}"[:300]))
+        run_training(job, cancel, events.put)
     finally:
-        put(_DONE)
+        events.put(_DONE)
 
 
 @dataclass
@@ -112,8 +127,11 @@ class _Attempt:
     step: int = 0
     total_steps: int = 0
     best: tuple[float, int] | None = None
+    last: Finished | None = None
 
     def track(self, event: TrainEvent) -> None:
+        if isinstance(event, Finished):
+            self.last = event
         if isinstance(event, Started):
             self.total_steps = event.total_steps
         if isinstance(event, Evaluated) and (self.best is None or event.eval_loss < self.best[0]):
@@ -205,9 +223,18 @@ def _fit(
     train_split: TokenizedSplit,
     val_split: TokenizedSplit,
 ) -> None:
-    """Build the shared SFTTrainer and train; its callback emits the progress events."""
-    from workbench.train.trainer import build_trainer, event_callback, training_arguments
+    """Build the shared SFTTrainer and train; its callback emits the progress events.
 
+    GPU utilization is polled beside the training (`gpu_util_sampler`), never inside a step.
+    """
+    from workbench.train.trainer import (
+        build_trainer,
+        event_callback,
+        gpu_util_sampler,
+        training_arguments,
+    )
+
+    sampler = gpu_util_sampler()
     config, history = job.config, job.history
     best = history.best
     state.best = (best.eval_loss, best.step) if best else None
@@ -223,13 +250,15 @@ def _fit(
         watch=_watch_from(history),
         tokenizer=loaded.tokenizer,
         evals_since_best=_evals_since_best(history),
+        gpu_util=lambda: sampler.latest,
     )
     args = training_arguments(config, job.output_dir, job.backend)
     trainer = build_trainer(
         loaded.model, loaded.tokenizer, train_split.records(), val_split.records(), args, callback
     )
     resume = str(job.resume_from) if job.resume_from else None
-    trainer.train(resume_from_checkpoint=resume)
+    with sampler:
+        trainer.train(resume_from_checkpoint=resume)
     emit(_outcome(state, callback, config))
 
 

@@ -8,10 +8,11 @@ the history: reopening a run replays it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
+
+from workbench.events import EventCodec
 
 FinalState = Literal["finished", "stopped", "failed"]
 WarningKind = Literal["overfitting", "memorizing", "data", "device", "backend"]
@@ -64,6 +65,8 @@ class Step:
     tokens_per_s: float | None = None
     gpu_memory_gib: float | None = None
     """Peak GPU memory allocated so far (None on CPU)."""
+    gpu_util: float | None = None
+    """GPU utilization in percent, sampled from nvidia-smi (None on CPU or when unknown)."""
     elapsed_s: float = 0.0
     """Seconds since training (this attempt) began."""
 
@@ -134,44 +137,29 @@ TrainEvent = (
     | RunError
     | Finished
 )
-EVENT_TYPES: dict[str, type[TrainEvent]] = {
-    cls.type: cls
-    for cls in (
-        Phase,
-        Started,
-        Resumed,
-        Step,
-        Evaluated,
-        CheckpointSaved,
-        RunWarning,
-        RunError,
-        Finished,
-    )
-}
+CODEC = EventCodec[TrainEvent](
+    Phase,
+    Started,
+    Resumed,
+    Step,
+    Evaluated,
+    CheckpointSaved,
+    RunWarning,
+    RunError,
+    Finished,
+    null_non_finite=True,
+)
+EVENT_TYPES = CODEC.types
 
 
 def event_to_dict(event: TrainEvent) -> dict[str, Any]:
     """The JSON object written to `events.jsonl` (non-finite floats become null)."""
-    data = {key: _finite(value) for key, value in asdict(event).items()}
-    return {"type": event.type, **data}
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return CODEC.to_dict(event)
 
 
 def event_from_dict(data: Mapping[str, Any]) -> TrainEvent | None:
     """The event a log line holds; None for lines of another kind or shape (skipped by readers)."""
-    cls = EVENT_TYPES.get(str(data.get("type", "")))
-    if cls is None:
-        return None
-    names = {item.name for item in fields(cls)}
-    try:
-        return cls(**{key: value for key, value in data.items() if key in names})
-    except TypeError:
-        return None
+    return CODEC.from_dict(data)
 
 
 @dataclass
@@ -278,6 +266,8 @@ def describe_event(event: TrainEvent) -> str:
             parts.append(f"{event.tokens_per_s:,.0f} tokens/s")
         if event.gpu_memory_gib is not None:
             parts.append(f"{event.gpu_memory_gib:.2f} GiB")
+        if event.gpu_util is not None:
+            parts.append(f"GPU {event.gpu_util:.0f}%")
         return "  ".join(parts)
     if isinstance(event, Evaluated):
         return f"eval at step {event.step}: eval loss {event.eval_loss:.4f}" + (

@@ -1,8 +1,11 @@
 """The detached training process: `python -m workbench.train.runner RUN_DIR [--resume]`.
 
-It reads the run's saved settings and frozen data, iterates `workbench.train.engine.train` and
-appends every event to `events.jsonl`, keeping `status.json` current. SIGTERM (and SIGINT) set
-the cancel flag: the engine saves a checkpoint and the run ends `stopped`. SIGHUP is ignored,
+It reads the run's saved settings and frozen data and trains in its main thread
+(`workbench.train.engine.run_training`: torch.compile and CUDA state as in a plain script),
+appending every event to `events.jsonl` as it comes and keeping `status.json` current. SIGTERM
+(and SIGINT) set the cancel flag: the engine saves a checkpoint and the run ends `stopped`; the
+handler runs between the trainer's bytecodes, so it only writes `stopping` to `status.json` when
+no event is being written at that moment (else right after it). SIGHUP is ignored,
 so a closing terminal stops nothing. With `--resume` it continues from the last complete
 checkpoint (from the start when there is none), and the log gains a `resumed` event.
 Under `accelerate launch` every rank trains; only rank 0 writes the run's files.
@@ -20,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -29,7 +32,7 @@ from workbench.jobs import append_event, update_status
 from workbench.train.backends import prepare_unsloth
 from workbench.train.config import config_from_file
 from workbench.train.data import DataError, read_frozen
-from workbench.train.engine import TrainJob, train
+from workbench.train.engine import TrainJob, run_training
 from workbench.train.events import (
     ErrorKind,
     Finished,
@@ -84,12 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     writer.environment(job.backend)
     if job.backend == "unsloth":
         prepare_unsloth()  # in the main thread, before anything imports transformers
-    final = "failed"
-    for event in train(job, cancel):
-        writer.write(event)
-        if isinstance(event, Finished):
-            final = event.state
-    return 1 if final == "failed" else 0
+    final = run_training(job, cancel, writer.write)
+    return 1 if final.state == "failed" else 0
 
 
 def _job(run_dir: Path, resume: bool, writer: _Writer) -> TrainJob:
@@ -120,30 +119,62 @@ def _job(run_dir: Path, resume: bool, writer: _Writer) -> TrainJob:
 
 
 class _Writer:
-    """Appends events and keeps status.json current (rank 0 only)."""
+    """Appends events and keeps status.json current (rank 0 only).
+
+    The signal handler interrupts the main thread anywhere, this writer included: `stopping`
+    waits while a write is under way, so that write cannot put back the state it read before.
+    """
 
     def __init__(self, run_dir: Path, enabled: bool) -> None:
         self.run_dir = run_dir
         self.enabled = enabled
         self._last_status = 0.0
+        self._busy = 0
+        self._stop_pending = False
+        self._ended = False
 
     def write(self, event: TrainEvent) -> None:
         if not self.enabled:
             return
-        append_event(self.run_dir, event_to_dict(event))
-        if isinstance(event, Finished):
-            self.status(state=event.state, message=event.reason)
-        elif isinstance(event, Started):
-            self.status(state="running", message=f"step 0/{event.total_steps}")
-        elif isinstance(event, Step) and time.monotonic() - self._last_status >= STATUS_EVERY_S:
-            self.status(message=f"step {event.step}/{event.total_steps} · loss {event.loss:.4f}")
+        with self._writing():
+            append_event(self.run_dir, event_to_dict(event))
+            if isinstance(event, Finished):
+                self._ended = True
+                self.status(state=event.state, message=event.reason)
+            elif isinstance(event, Started):
+                self.status(state="running", message=f"step 0/{event.total_steps}")
+            elif isinstance(event, Step) and self._status_due():
+                message = f"step {event.step}/{event.total_steps} · loss {event.loss:.4f}"
+                self.status(message=message)
+
+    def _status_due(self) -> bool:
+        return time.monotonic() - self._last_status >= STATUS_EVERY_S
 
     def status(self, **changes: object) -> None:
         if not self.enabled:
             return
-        self._last_status = time.monotonic()
-        with contextlib.suppress(FileNotFoundError):
-            update_status(self.run_dir, **changes)
+        with self._writing():
+            self._last_status = time.monotonic()
+            with contextlib.suppress(FileNotFoundError):
+                update_status(self.run_dir, **changes)
+
+    def stopping(self) -> None:
+        """Record that a stop was asked for (from the signal handler; see the class)."""
+        if self._busy:
+            self._stop_pending = True
+        elif not self._ended:
+            self.status(state="stopping", message="stopping: saving a checkpoint")
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+        if not self._busy and self._stop_pending:
+            self._stop_pending = False
+            self.stopping()
 
     def environment(self, backend: str) -> None:
         """Record library versions, Python and GPU next to the run (`environment.json`)."""
@@ -177,7 +208,7 @@ def _handle_signals(cancel: threading.Event, writer: _Writer) -> None:
     def stop(signum: int, frame: FrameType | None) -> None:
         if not cancel.is_set():
             cancel.set()
-            writer.status(state="stopping", message="stopping: saving a checkpoint")
+            writer.stopping()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

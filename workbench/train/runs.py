@@ -13,14 +13,18 @@ import json
 import os
 import shutil
 import sys
+import threading
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from workbench.config import TrainSection, atomic_write_text
 from workbench.jobs import (
     ACTIVE_STATES,
+    EVENTS_FILE,
+    EventTail,
     JobState,
     JobStatus,
     new_job_id,
@@ -303,17 +307,36 @@ def read_history(run_dir: Path) -> RunHistory:
 
 def load_run(run_dir: Path) -> RunSummary:
     """A run's summary: status, settings, progress, best eval loss, duration."""
-    status = observed_status(run_dir) or JobStatus(id=run_dir.name, kind="run", state="lost")
-    history = read_history(run_dir)
-    record = read_run_record(run_dir)
-    manifest = _read_json(run_dir / DATA_FILE)
-    best = history.best
+    return summarize(run_dir, read_history(run_dir), RunFiles.read(run_dir))
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files a run writes once, at creation: read once per run by a `RunCache`."""
+
+    record: dict[str, Any]
+    manifest: dict[str, Any]
+    config: TrainSection | None
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunFiles:
+        record, manifest = read_run_record(run_dir), _read_json(run_dir / DATA_FILE)
+        return cls(record, manifest, _read_config(run_dir))
+
+
+def summarize(
+    run_dir: Path, history: RunHistory, files: RunFiles, status: JobStatus | None = None
+) -> RunSummary:
+    """The summary of a run whose history is already folded (no event is read here)."""
+    status = status or observed_status(run_dir)
+    status = status or JobStatus(id=run_dir.name, kind="run", state="lost")
+    record, manifest, best = files.record, files.manifest, history.best
     return RunSummary(
         id=run_dir.name,
         dir=run_dir,
         state=status.state,
         message=status.message,
-        config=_read_config(run_dir),
+        config=files.config,
         backend=str(record.get("backend", "")),
         started_at=status.started_at,
         duration_s=round(history.active_s, 1),
@@ -380,3 +403,121 @@ def find_run(workspace: Workspace, run_id: str) -> Path:
         raise RunRefused([f"no run {run_id!r} in {workspace.runs_dir} (see `workbench runs list`)"])
     names = ", ".join(path.name for path in matches[:5])
     raise RunRefused([f"{run_id!r} matches several runs ({names}); give more of the id"])
+
+
+# --- reading many runs, again and again (the Train screen) -------------------------------------
+
+KEEP_RECORDS = 400
+"""Raw events kept per run for the log tail a screen shows when the run is picked."""
+
+
+def copy_history(history: RunHistory) -> RunHistory:
+    """A copy another thread can read while the cache keeps folding into the original."""
+    return replace(
+        history,
+        steps=list(history.steps),
+        evals=list(history.evals),
+        checkpoints=list(history.checkpoints),
+        warnings=list(history.warnings),
+        errors=list(history.errors),
+    )
+
+
+@dataclass
+class FollowedRun:
+    """One run as read so far: where its log reader stopped, what it folded, its last events."""
+
+    tail: EventTail
+    history: RunHistory = field(default_factory=RunHistory)
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=KEEP_RECORDS))
+    files: RunFiles | None = None
+    summary: RunSummary | None = None
+    summary_key: tuple[Any, ...] = ()
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class RunCache:
+    """Every run's event log folded once, then only extended with the events appended since.
+
+    A screen that lists runs every few seconds and switches between them would otherwise replay
+    whole logs (thousands of events each) on every refresh and every key press. Here each byte
+    of a log is parsed once; a summary is rebuilt only when the run's log or status changed.
+    A log that shrank (rewritten) is read again from its start. Safe to share between threads.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[Path, FollowedRun] = {}
+        self._lock = threading.Lock()
+
+    def entry(self, run_dir: Path) -> FollowedRun:
+        with self._lock:
+            if (found := self._runs.get(run_dir)) is None:
+                found = self._runs[run_dir] = FollowedRun(EventTail(run_dir))
+            return found
+
+    def update(self, run_dir: Path) -> list[dict[str, Any]]:
+        """Fold in the events appended since the last call; return them."""
+        run = self.entry(run_dir)
+        with run.lock:
+            return self._update(run_dir, run)
+
+    def _update(self, run_dir: Path, run: FollowedRun) -> list[dict[str, Any]]:
+        size = _size(run_dir / EVENTS_FILE)
+        if size < run.tail.offset:  # rewritten: start over
+            run.tail, run.history, run.summary_key = EventTail(run_dir), RunHistory(), ()
+            run.recent.clear()
+        if size == run.tail.offset:
+            return []
+        records = run.tail.read_new()
+        run.history.add_dicts(records)
+        run.recent.extend(records)
+        return records
+
+    def peek(
+        self, run_dir: Path, wait: bool = True
+    ) -> tuple[RunHistory, list[dict[str, Any]]] | None:
+        """What was read of the run so far (no file is touched), or None if never read.
+
+        `wait=False` (the UI thread) also answers None while another thread is folding the
+        run's log, rather than waiting for it.
+        """
+        with self._lock:
+            run = self._runs.get(run_dir)
+        if run is None or not run.lock.acquire(blocking=wait):
+            return None
+        try:
+            if run.tail.offset == 0 and run.summary is None:
+                return None
+            return copy_history(run.history), list(run.recent)
+        finally:
+            run.lock.release()
+
+    def history(self, run_dir: Path) -> RunHistory:
+        """The run's whole history, brought up to date (only new events are read)."""
+        self.update(run_dir)
+        seen = self.peek(run_dir)
+        return seen[0] if seen is not None else RunHistory()
+
+    def summary(self, run_dir: Path) -> RunSummary:
+        """The run's summary, rebuilt only when its log or `status.json` changed."""
+        run = self.entry(run_dir)
+        with run.lock:
+            self._update(run_dir, run)
+            status = observed_status(run_dir)
+            key = (run.tail.offset, status)
+            if run.summary is None or key != run.summary_key:
+                run.files = run.files or RunFiles.read(run_dir)
+                run.summary = summarize(run_dir, run.history, run.files, status)
+                run.summary_key = key
+            return run.summary
+
+    def list_runs(self, workspace: Workspace) -> list[RunSummary]:
+        """Summaries of every run, oldest first (as `list_runs`, reading only what changed)."""
+        return [self.summary(path) for path in run_dirs(workspace)]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from workbench.accelerator import GpuUtilSampler, gpu_selector
 from workbench.config import TrainSection
 from workbench.train.events import (
     CheckpointSaved,
@@ -145,6 +146,7 @@ class EventCallback:
         watch: CurveWatch,
         tokenizer: Any,
         evals_since_best: int = 0,
+        gpu_util: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.emit = emit
         self.cancel = cancel
@@ -156,6 +158,7 @@ class EventCallback:
         self.watch = watch
         self.tokenizer = tokenizer
         self.evals_since_best = evals_since_best
+        self.gpu_util = gpu_util
         self.stopped = False
         self.early_stopped = False
         self.failed: RunError | None = None
@@ -205,6 +208,7 @@ class EventCallback:
             grad_norm=float(grad_norm) if grad_norm is not None else None,
             tokens_per_s=round(tokens / elapsed, 1),
             gpu_memory_gib=_gpu_memory_gib(),
+            gpu_util=self.gpu_util(),
             elapsed_s=round(now - self._t0, 3),
         )
 
@@ -321,3 +325,12 @@ def _gpu_memory_gib() -> float | None:
     if not torch.cuda.is_available():
         return None
     return round(torch.cuda.max_memory_allocated() / 2**30, 3)
+
+
+def gpu_util_sampler() -> GpuUtilSampler:
+    """A sampler of the GPU this process trains on; without CUDA it reads nothing (None)."""
+    if not torch.cuda.is_available():
+        return GpuUtilSampler(None)
+    index = torch.cuda.current_device()
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    return GpuUtilSampler(gpu_selector(index, str(uuid) if uuid is not None else None))
