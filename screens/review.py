@@ -56,6 +56,8 @@ FILTER_NAMES: dict[Origin | None, str] = {
     "synthetic": "synthetic only",
 }
 POLL_S = 0.25
+WATCH_EVERY_S = 2.0
+"""How often the screen counts the waiting examples, to show what a capture proxy adds."""
 """How often the follower looks at the synth job's event log."""
 SEEDS = 8
 """At most this many seed examples (as `workbench synth --seeds`)."""
@@ -271,6 +273,7 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
         self._follow_cancel = threading.Event()
         self._last_request = SynthRequest()
         self._reload_pending = False
+        self._counted_once = False
         self._plan = (0, 0)
         """The followed job's count and planned calls (from its `started` event)."""
 
@@ -298,6 +301,7 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
         self._describe()
         self.count()
         self.find_running_job()
+        self.set_interval(WATCH_EVERY_S, self.count)
 
     def on_unmount(self) -> None:
         self._follow_cancel.set()
@@ -349,9 +353,13 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
 
     @on(Counted)
     def counted(self, message: Counted) -> None:
+        arrived = message.waiting > self.waiting and self._counted_once
+        self._counted_once = True
         self.counts = message.counts
         self.waiting = message.waiting
         self._describe()
+        if arrived:  # a capture proxy or another job added candidates while we look
+            self.table.reload()
 
     @on(ExamplesTable.RowHighlighted)
     def row_highlighted(self, message: ExamplesTable.RowHighlighted) -> None:

@@ -164,5 +164,22 @@ def test_the_sample_workspace_imports_once(sample_workspace: Path) -> None:
         assert store.get(store.ids()[0]).source == "imports/seo_pairs.jsonl:1"
 
 
+def test_captured_examples_first_do_not_block_the_sample_import(sample_workspace: Path) -> None:
+    """A capture proxy may create the database before the app first opens the workspace."""
+    workspace = open_workspace(sample_workspace)
+    captured = {
+        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    }
+    with open_store(workspace) as store:
+        store.add_examples([captured], source="capture", tags=["captured"], flag="needs-review")
+    assert [p.name for p in pending_imports(workspace)] == ["seo_pairs.jsonl"]
+    finished = import_pending(workspace)
+    assert finished is not None and finished.imported == 120
+    with open_store(workspace) as store:
+        assert store.count() == 121
+        store.delete(store.ids())
+    assert pending_imports(workspace) == [], "deleting every example must not import again"
+
+
 def test_an_empty_workspace_has_nothing_pending(workspace: Workspace) -> None:
     assert pending_imports(workspace) == []

@@ -806,6 +806,18 @@ class ExampleStore:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM examples").fetchone()[0])
 
+    def has_source_under(self, folder: str) -> bool:
+        """Whether any example (deleted ones included) or quarantined line came from a file
+        under `folder` (a workspace-relative path such as `imports`)."""
+        pattern = folder.rstrip("/") + "/*"
+        with self._lock:
+            return any(
+                self._db.execute(
+                    f"SELECT 1 FROM {table} WHERE source GLOB ? LIMIT 1", (pattern,)
+                ).fetchone()
+                for table in ("examples", "quarantine")
+            )
+
     def split_counts(self) -> dict[str, int]:
         """Live examples per split."""
         with self._lock:
