@@ -55,11 +55,10 @@ def _binding(key: str, action: str, label: str, tooltip: str, show: bool = True)
 def export_text(export_id: str, progress: ExportProgress) -> str:
     """`export 2026…: quantize 2/3 · 45% of the stage · 60% in all`, or how it ended."""
     if (done := progress.finished) is not None:
-        files = ", ".join(Path(item.path).name for item in progress.files)
         errors = "; ".join(error.message for error in progress.errors)
-        colour = "green" if done.state == "finished" else "red"
-        detail = files if done.state == "finished" else errors or done.reason
-        return f"[{colour}]export {export_id} {done.state}[/]: {escape(detail)}"
+        if done.state == "finished":
+            return f"[green]export {export_id} finished[/] in {escape(kept_files(progress))}"
+        return f"[red]export {export_id} {done.state}[/]: {escape(errors or done.reason)}"
     if progress.stage is None:
         return f"export {export_id}: starting…"
     stage = progress.stage
@@ -67,6 +66,18 @@ def export_text(export_id: str, progress: ExportProgress) -> str:
         f"export {export_id}: {escape(stage.message)} ({stage.index}/{stage.total}) · "
         f"{progress.fraction:.0%} of the stage · {progress.overall:.0%} in all"
     )
+
+
+def kept_files(progress: ExportProgress) -> str:
+    """`exports/ID/: a.gguf, b.gguf`: the GGUFs asked for (an f16 written only to quantize from
+    is deleted at the end), with their folder."""
+    wanted = progress.started.quants if progress.started is not None else None
+    paths = [Path(f.path) for f in progress.files if wanted is None or f.quant in wanted]
+    if not paths:
+        return "(no files)"
+    folder = paths[0].parent
+    shown = f"{folder.parent.name}/{folder.name}/"
+    return f"{shown}: " + ", ".join(path.name for path in paths)
 
 
 def ended_early(export_dir: Path) -> str | None:

@@ -64,6 +64,19 @@ def checkpoint_choices(run_dir: Path, history: RunHistory | None) -> list[Checkp
     return choices
 
 
+class QuantList(SelectionList[str]):
+    """The quantizations, ticked with space at the key press.
+
+    Textual's SelectionList ticks the highlighted row only when its own `OptionSelected` message
+    is handled, after any keys already queued: typed quickly (or pasted, or sent by tmux),
+    `space ↓ space` moved the highlight first and ticked the wrong rows.
+    """
+
+    def action_select(self) -> None:
+        if self.highlighted is not None:
+            self.toggle(self.get_option_at_index(self.highlighted))
+
+
 class ExportScreen(ModalScreen[ExportChoice | None]):
     """Pick the adapter (↑/↓) and the quantizations (space), then Ctrl+S or Enter exports."""
 
@@ -93,18 +106,31 @@ an adapter) starts the export in the background. **Esc** closes without exportin
                 id="export-checkpoints",
             )
             yield Static("Quantizations:")
-            yield SelectionList[str](
+            yield QuantList(
                 *[(label, value, value in DEFAULT_QUANTS) for label, value in QUANTS],
                 id="export-quants",
             )
+            yield Static("", id="export-writes")
             yield Static("", id="export-error")
 
     def on_mount(self) -> None:
         self.query_one(OptionList).highlighted = 0 if self.choices else None
+        self.show_writes()
 
-    def chosen(self) -> ExportChoice | None:
-        """The current picks; None (and a line saying why) when something is missing."""
-        index = self.query_one(OptionList).highlighted
+    @on(SelectionList.SelectedChanged, "#export-quants")
+    def show_writes(self) -> None:
+        """Say in words what is ticked: the toggles differ only by colour, which a terminal with
+        few colours (or a capture of it) loses."""
+        ticked = set(self.query_one(QuantList).selected)
+        quants = [value for _, value in QUANTS if value in ticked]
+        text = f"Writes: {', '.join(quants)}" if quants else "Writes: nothing yet (space ticks)"
+        self.query_one("#export-writes", Static).update(text)
+
+    def chosen(self, index: int | None = None) -> ExportChoice | None:
+        """The picks (the adapter at `index`, else the highlighted one); None (and a line
+        saying why) when something is missing."""
+        if index is None:
+            index = self.query_one(OptionList).highlighted
         quants = tuple(self.query_one(SelectionList).selected)
         problem = ""
         if index is None or not self.choices:
@@ -118,11 +144,12 @@ an adapter) starts the export in the background. **Esc** closes without exportin
         return ExportChoice(self.choices[index].value, ordered)
 
     @on(OptionList.OptionSelected, "#export-checkpoints")
-    def checkpoint_selected(self) -> None:
-        self.action_confirm()
+    def checkpoint_selected(self, event: OptionList.OptionSelected) -> None:
+        """Enter exports the adapter it was pressed on, even if ↓ was queued behind it."""
+        self.action_confirm(event.option_index)
 
-    def action_confirm(self) -> None:
-        if (choice := self.chosen()) is not None:
+    def action_confirm(self, index: int | None = None) -> None:
+        if (choice := self.chosen(index)) is not None:
             self.dismiss(choice)
 
     def action_cancel(self) -> None:
