@@ -366,14 +366,14 @@ def _quarantine_source(store: ExampleStore, quarantine_id: int) -> str:
 
 
 def pending_imports(workspace: Workspace) -> list[Path]:
-    """The files of the workspace's `imports/` folder, when nothing in its database ever came
-    from that folder (a new workspace, or the sample opened the first time). Examples that
-    arrived another way first (a capture proxy writing into a new workspace) don't count."""
+    """The files of the workspace's `imports/` folder, when its database has never held an
+    example nor a quarantined line (a new workspace, or the sample opened the first time).
+    Candidates a capture proxy or a synth job stored first, into a new workspace, don't count."""
     folder = workspace.root / "imports"
     if not folder.is_dir():
         return []
     with ExampleStore(workspace.db_path) as store:
-        if store.has_source_under(folder.name):
+        if store.holds_more_than_candidates():
             return []
     return sorted(
         path

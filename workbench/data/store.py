@@ -806,17 +806,18 @@ class ExampleStore:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM examples").fetchone()[0])
 
-    def has_source_under(self, folder: str) -> bool:
-        """Whether any example (deleted ones included) or quarantined line came from a file
-        under `folder` (a workspace-relative path such as `imports`)."""
-        pattern = folder.rstrip("/") + "/*"
+    def holds_more_than_candidates(self) -> bool:
+        """Whether the database ever held an example (deleted ones included) that did not come
+        from a capture or synthesis (tagged one of CANDIDATE_TAGS), or a quarantined line."""
+        marks = ", ".join("?" for _ in CANDIDATE_TAGS)
+        other = (
+            "SELECT 1 FROM examples WHERE id NOT IN"
+            f" (SELECT example_id FROM tags WHERE tag IN ({marks})) LIMIT 1"
+        )
         with self._lock:
-            return any(
-                self._db.execute(
-                    f"SELECT 1 FROM {table} WHERE source GLOB ? LIMIT 1", (pattern,)
-                ).fetchone()
-                for table in ("examples", "quarantine")
-            )
+            if self._db.execute(other, CANDIDATE_TAGS).fetchone():
+                return True
+            return bool(self._db.execute("SELECT 1 FROM quarantine LIMIT 1").fetchone())
 
     def split_counts(self) -> dict[str, int]:
         """Live examples per split."""
