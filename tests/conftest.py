@@ -4,6 +4,7 @@ and the tiny demo model is built once per session."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,15 @@ def demo_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from workbench.demo_model import build_demo_model
 
     return build_demo_model(tmp_path_factory.mktemp("demo-model"))
+
+
+@pytest.fixture
+def gguf_model(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Path:
+    """The demo model as an f16 GGUF, converted once per session and shared by the xdist
+    workers (read-only, like `demo_model_dir`)."""
+    unit = str(REPO / "tests" / "unit")
+    if unit not in sys.path:
+        sys.path.insert(0, unit)
+    from fake_anthropic import demo_gguf
+
+    return demo_gguf(tmp_path_factory, demo_model_dir)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from support import SIZE, notifications, wait_until
 from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -18,19 +17,19 @@ from textual.widgets import Static
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from fake_anthropic import demo_gguf  # the f16 demo GGUF, built once per test session
 
-from screens.app import WorkbenchApp
 from screens.chat import ChatScreen
 from screens.chat_dialogs import ModelPickerScreen
 from screens.widgets.chat_transcript import AnswerTurn, UserTurn
 
 T = TypeVar("T")
-SIZE = (120, 36)
 QUESTION = "Write a title for a page about cafés."
 MALICIOUS_TEMPLATE = (
     "{{ self.__init__.__globals__.__builtins__.__import__('os').system('touch pwned') }}"
 )
 
-__all__ = ["demo_gguf"]
+__all__ = ["SIZE", "demo_gguf", "notifications", "wait_until"]
+
+wait_for = wait_until  # the name the Chat snapshots import
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -98,22 +97,11 @@ async def open_chat(pilot: Pilot[None]) -> ChatScreen:
     return screen
 
 
-async def wait_for(
-    pilot: Pilot[None], condition: Callable[[], Any], timeout: float = 30.0, what: str = ""
-) -> None:
-    """Pause until `condition()` is true (the screen keeps running meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        await pilot.pause(0.02)
-
-
 async def pick_path(pilot: Pilot[None], path: Path, *fields: tuple[str, str]) -> None:
     """In the open model picker: type a path (and other fields, e.g. `("n-ctx", "256")`),
     then Enter."""
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, ModelPickerScreen), what="the picker")
+    await wait_until(pilot, lambda: isinstance(app.screen, ModelPickerScreen), what="the picker")
     picker = app.screen
     picker.query_one("#chat-picker-path").focus()
     await paste(pilot, str(path))
@@ -131,7 +119,7 @@ async def load_model(
     """Open the picker with `key`, type the path of a good model, wait until it is loaded."""
     await pilot.press(key)
     await pick_path(pilot, path)
-    await wait_for(pilot, lambda: screen.paths[side] == path.resolve(), what="the model")
+    await wait_until(pilot, lambda: screen.paths[side] == path.resolve(), what="the model")
 
 
 async def send(pilot: Pilot[None], screen: ChatScreen, text: str) -> None:
@@ -152,7 +140,7 @@ async def paste(pilot: Pilot[None], text: str) -> None:
 async def answered(pilot: Pilot[None], screen: ChatScreen, timeout: float = 60.0) -> None:
     """Wait until no answer is being written."""
     await pilot.pause(0.05)
-    await wait_for(
+    await wait_until(
         pilot,
         lambda: not screen.answering and not screen._answers,
         timeout,
@@ -167,10 +155,6 @@ def answers(screen: ChatScreen, side: int = 0) -> list[AnswerTurn]:
 
 def questions(screen: ChatScreen, side: int = 0) -> list[str]:
     return [turn.text for turn in screen.pane(side).turns if isinstance(turn, UserTurn)]
-
-
-def notifications(app: WorkbenchApp) -> list[str]:
-    return [str(note.message) for note in app._notifications]
 
 
 def status_line(screen: ChatScreen, side: int = 0) -> str:

@@ -1,13 +1,15 @@
-"""Shared by the Data screen tests and snapshots: workspaces with examples, and waiting."""
+"""Shared by the Data screen tests and snapshots: workspaces with examples, and reading what
+the screen shows. Starting the app and waiting come from `support`."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
+from support import SIZE, app_on, notifications, screen_of, seo_records, settle
 from textual.geometry import Region
+from textual.message import Message
 from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Static
@@ -18,13 +20,7 @@ from screens.widgets.examples_table import ExamplesTable
 from workbench.data.store import Example, ExampleStore
 from workbench.workspace import Workspace
 
-SIZE = (120, 36)
-SEO_PAIRS = Path(__file__).resolve().parents[2] / "sample_data" / "imports" / "seo_pairs.jsonl"
-
-
-def seo_records() -> list[dict[str, Any]]:
-    """The 121 sample pairs (system, user, assistant), as the sample workspace imports them."""
-    return [json.loads(line) for line in SEO_PAIRS.read_text(encoding="utf-8").splitlines()]
+__all__ = ["SIZE", "notifications", "seo_records", "settle"]
 
 
 def pair(topic: str, answer: str) -> dict[str, Any]:
@@ -49,16 +45,21 @@ def stored(workspace: Workspace, example_id: int) -> Example:
         return store.get(example_id)
 
 
-async def settle(pilot: Pilot[None], rounds: int = 6) -> None:
-    """Let every worker finish and every message that follows be handled."""
-    for _ in range(rounds):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+@asynccontextmanager
+async def data_app(
+    workspace: Workspace, size: tuple[int, int] = SIZE, messages: list[Message] | None = None
+) -> AsyncIterator[Pilot[None]]:
+    """The app on `workspace` with its Data screen loaded (every worker done): where each Data
+    test starts. `messages` collects every message the app handles."""
+    hook = messages.append if messages is not None else None
+    async with app_on(workspace).run_test(size=size, message_hook=hook) as pilot:
+        await settle(pilot)
+        yield pilot
 
 
 def data_screen(app: WorkbenchApp) -> DataScreen:
     """The Data screen, also under a dialog."""
-    return next(screen for screen in app.screen_stack if isinstance(screen, DataScreen))
+    return screen_of(app, DataScreen)
 
 
 def shown_ids(app: WorkbenchApp) -> list[int]:
@@ -80,7 +81,3 @@ def widget_text(widget: Widget) -> str:
 def detail_text(app: WorkbenchApp) -> str:
     """The detail pane's text."""
     return widget_text(data_screen(app).query_one("#conversation-body", Static))
-
-
-def notifications(app: WorkbenchApp) -> list[str]:
-    return [notification.message for notification in app._notifications]

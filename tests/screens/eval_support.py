@@ -3,13 +3,14 @@ model, no judge), an exported GGUF, waiting, and reading what the screen shows."
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from support import SIZE, app_on, screen_of, seo_records
+from support import settle as settle_all
 from textual.pilot import Pilot
 from textual.widget import Widget
 
@@ -27,15 +28,11 @@ from workbench.export.manifest import ExportedFile, ExportManifest, write_manife
 from workbench.jobs import JobState, JobStatus, append_event, write_status
 from workbench.workspace import Workspace
 
-SIZE = (120, 36)
-SEO_PAIRS = Path(__file__).resolve().parents[2] / "sample_data" / "imports" / "seo_pairs.jsonl"
+__all__ = ["SIZE"]
+
 KEY = "sk-ant-screen-test-never-on-disk-4e1b"
 STARTED = 1_772_000_000.0  # a fixed time: lists and snapshots stay the same
 MODEL = "/srv/models/seo-writer-q8_0.gguf"
-
-
-def seo_records() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in SEO_PAIRS.read_text(encoding="utf-8").splitlines()]
 
 
 def with_test_split(workspace: Workspace, count: int = 3) -> Workspace:
@@ -163,20 +160,23 @@ def export_gguf(workspace: Workspace, source: Path | None = None) -> Path:
 
 
 async def settle(pilot: Pilot[None], rounds: int = 6) -> None:
-    """Let every worker finish (the follower of a running eval never does) and every
-    message that follows be handled."""
-    for _ in range(rounds):
-        await pilot.pause(0.05)
-        workers = [w for w in pilot.app.workers if w.group != "eval-follow"]
-        for worker in workers:
-            if not worker.is_finished:
-                await worker.wait()
-        await pilot.pause()
+    """Let every worker finish, but the follower of a running eval, which never does, and
+    every message that follows be handled."""
+    await settle_all(pilot, rounds, endless={"eval-follow"}, tick=0.05)
+
+
+@asynccontextmanager
+async def eval_app(workspace: Workspace) -> AsyncIterator[Pilot[None]]:
+    """The app on `workspace`, the Eval screen opened with `4` and its lists read."""
+    async with app_on(workspace).run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await settle(pilot)
+        yield pilot
 
 
 def eval_screen(app: WorkbenchApp) -> EvalScreen:
     """The Eval screen, also under a dialog."""
-    return next(screen for screen in app.screen_stack if isinstance(screen, EvalScreen))
+    return screen_of(app, EvalScreen)
 
 
 def text_of(widget: Widget) -> str:

@@ -18,7 +18,6 @@ from chat_support import (
     answered,
     answers,
     copy_model,
-    demo_gguf,
     load_model,
     notifications,
     open_chat,
@@ -27,7 +26,7 @@ from chat_support import (
     questions,
     send,
     sent,
-    wait_for,
+    wait_until,
 )
 from eval_support import export_gguf
 
@@ -52,11 +51,6 @@ EXAMPLE = {
 
 
 @pytest.fixture
-def model(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Path:
-    return demo_gguf(tmp_path_factory, demo_model_dir)
-
-
-@pytest.fixture
 def ws(workspace: Workspace) -> Workspace:
     return workspace.set_values({"chat.n_ctx": 1024, "chat.max_tokens": 16})
 
@@ -71,26 +65,26 @@ def stored_from_chat(workspace: Workspace) -> list[dict]:
 
 
 async def test_two_models_answer_one_prompt_side_by_side(
-    ws: Workspace, model: Path, tmp_path: Path
+    ws: Workspace, gguf_model: Path, tmp_path: Path
 ) -> None:
-    tuned = copy_model(model, tmp_path / "models" / "tuned-f16.gguf")
+    tuned = copy_model(gguf_model, tmp_path / "models" / "tuned-f16.gguf")
     messages: list[Message] = []
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         screen = await open_chat(pilot)
-        await load_model(pilot, screen, model)
+        await load_model(pilot, screen, gguf_model)
         await send(pilot, screen, QUESTION)  # before comparing: B continues from here
         await answered(pilot, screen)
 
         await pilot.press("ctrl+b")
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
         assert app.screen.query_one("#chat-picker-panel").border_title == (
             "Compare with a second model (B)"
         )
         await pick_path(pilot, tuned)
-        await wait_for(pilot, lambda: screen.paths[1] == tuned.resolve(), what="model B")
+        await wait_until(pilot, lambda: screen.paths[1] == tuned.resolve(), what="model B")
         assert screen.comparing and screen.pane(1).display
-        assert screen.pane(0).border_title == f"A · {model.name}"
+        assert screen.pane(0).border_title == f"A · {gguf_model.name}"
         assert screen.pane(1).border_title == "B · tuned-f16.gguf"
         assert questions(screen, 1) == [QUESTION], "B shows the conversation so far"
 
@@ -115,7 +109,7 @@ async def test_two_models_answer_one_prompt_side_by_side(
 
 
 async def test_send_to_data_saves_the_conversation_with_the_corrected_answer(
-    ws: Workspace, model: Path
+    ws: Workspace, gguf_model: Path
 ) -> None:
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE) as pilot:
@@ -123,19 +117,19 @@ async def test_send_to_data_saves_the_conversation_with_the_corrected_answer(
         await pilot.press("ctrl+s")
         assert "Nothing to send yet" in notifications(app)[-1]
 
-        await load_model(pilot, screen, model)
+        await load_model(pilot, screen, gguf_model)
         screen.settings_panel.set_system_prompt(SYSTEM)
         await send(pilot, screen, QUESTION)
         await answered(pilot, screen)
         model_answer = screen.conversations[0].last_answer
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatAnswerEditor))
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatAnswerEditor))
         editor = app.screen.query_one(TextArea)
         assert editor.text == model_answer, "the editor starts with the model's answer"
         await pilot.press("f7")  # select all, then type the correction over it
         await paste(pilot, "Cafés Near You: 9 Cozy Spots to Try")
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: stored_from_chat(ws), what="the example")
+        await wait_until(pilot, lambda: stored_from_chat(ws), what="the example")
         await pilot.pause()
         assert any("tagged from-chat" in note for note in notifications(app))
         assert screen.conversations[0].last_answer == model_answer, "the chat is unchanged"
@@ -146,29 +140,29 @@ async def test_send_to_data_saves_the_conversation_with_the_corrected_answer(
         {"role": "user", "content": QUESTION},
         {"role": "assistant", "content": "Cafés Near You: 9 Cozy Spots to Try"},
     ]
-    assert example["source"] == f"chat:{model.name}"
+    assert example["source"] == f"chat:{gguf_model.name}"
     with ExampleStore(ws.db_path) as store:
-        assert store.undo() == f"add an example from chat with {model.name}"
+        assert store.undo() == f"add an example from chat with {gguf_model.name}"
         assert store.count(Query()) == 0, "one step, undone by the Data screen's u"
 
 
 async def test_in_compare_mode_you_pick_which_answer_goes_to_the_data(
-    ws: Workspace, model: Path, tmp_path: Path
+    ws: Workspace, gguf_model: Path, tmp_path: Path
 ) -> None:
-    tuned = copy_model(model, tmp_path / "models" / "tuned-f16.gguf")
+    tuned = copy_model(gguf_model, tmp_path / "models" / "tuned-f16.gguf")
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_chat(pilot)
-        await load_model(pilot, screen, model)
+        await load_model(pilot, screen, gguf_model)
         await load_model(pilot, screen, tuned, side=1, key="ctrl+b")
         await send(pilot, screen, QUESTION)
         await answered(pilot, screen)
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await wait_until(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         await pilot.press("j", "enter")  # B's answer
-        await wait_for(pilot, lambda: isinstance(app.screen, ChatAnswerEditor))
+        await wait_until(pilot, lambda: isinstance(app.screen, ChatAnswerEditor))
         await pilot.press("ctrl+s")  # as the model wrote it
-        await wait_for(pilot, lambda: stored_from_chat(ws), what="the example")
+        await wait_until(pilot, lambda: stored_from_chat(ws), what="the example")
         b_answer = screen.conversations[1].last_answer
 
     (example,) = stored_from_chat(ws)
@@ -177,25 +171,25 @@ async def test_in_compare_mode_you_pick_which_answer_goes_to_the_data(
 
 
 async def test_an_example_opened_from_the_data_screen_is_answered_once_a_model_is_open(
-    ws: Workspace, model: Path
+    ws: Workspace, gguf_model: Path
 ) -> None:
-    export_gguf(ws, model)
+    export_gguf(ws, gguf_model)
     with ExampleStore(ws.db_path) as store:
         store.add_examples([EXAMPLE])
     messages: list[Message] = []
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await wait_for(pilot, lambda: app.screen.current is not None, what="the example")
+        await wait_until(pilot, lambda: app.screen.current is not None, what="the example")
         await pilot.press("o")  # Data screen: open the highlighted example in chat
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelPickerScreen), what="picker")
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPickerScreen), what="picker")
         screen = next(s for s in app.screen_stack if isinstance(s, ChatScreen))
         assert questions(screen) == [EXAMPLE["messages"][1]["content"]]
         assert screen.settings_panel.system_prompt == SYSTEM
         assert any("No model loaded: pick one" in note for note in notifications(app))
 
-        await wait_for(pilot, lambda: app.screen.exports, what="the exports")
+        await wait_until(pilot, lambda: app.screen.exports, what="the exports")
         await pilot.press("enter")  # the export, highlighted first
-        await wait_for(pilot, lambda: sent(messages, ChatScreen.AnswerCompleted), what="answer")
+        await wait_until(pilot, lambda: sent(messages, ChatScreen.AnswerCompleted), what="answer")
         await answered(pilot, screen)
         assert screen.conversations[0].messages()[:2] == EXAMPLE["messages"][:2]
         (answer,) = answers(screen)

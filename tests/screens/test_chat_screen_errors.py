@@ -18,7 +18,6 @@ from chat_support import (
     SIZE,
     answered,
     answers,
-    demo_gguf,
     giant_gguf,
     load_model,
     not_a_gguf,
@@ -30,7 +29,7 @@ from chat_support import (
     send,
     status_line,
     truncated_copy,
-    wait_for,
+    wait_until,
     with_template,
 )
 
@@ -40,11 +39,6 @@ from workbench.accelerator import Accelerator
 from workbench.workspace import Workspace
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def model(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Path:
-    return demo_gguf(tmp_path_factory, demo_model_dir)
 
 
 @pytest.fixture
@@ -71,55 +65,55 @@ BAD_FILES: dict[str, tuple[Callable[[Path, Path], Path], str]] = {
 
 @pytest.mark.parametrize("kind", list(BAD_FILES))
 async def test_a_bad_file_is_named_in_the_picker_and_refused_with_a_clear_message(
-    ws: Workspace, model: Path, tmp_path: Path, kind: str
+    ws: Workspace, gguf_model: Path, tmp_path: Path, kind: str
 ) -> None:
     make, message = BAD_FILES[kind]
-    path = make(model, tmp_path)
+    path = make(gguf_model, tmp_path)
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_chat(pilot)
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
         picker = app.screen
         picker.query_one("#chat-picker-path").focus()
         await paste(pilot, str(path))
         info = picker.query_one("#chat-picker-info", Static)
         if kind != "larger than memory":  # the header is fine; only loading checks memory
-            await wait_for(pilot, lambda: "✗" in str(info.render()), what="the header check")
+            await wait_until(pilot, lambda: "✗" in str(info.render()), what="the header check")
             assert message in str(info.render()).replace("\n", " ")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: not screen.loading_sides[0], what="the load")
+        await wait_until(pilot, lambda: not screen.loading_sides[0], what="the load")
         await pilot.pause()
         assert any(message in note for note in notifications(app))
         assert "✗" in status_line(screen) and screen.slots.get(0) is None
         # Nothing crashed: the app takes keys and can open a good model.
-        await load_model(pilot, screen, model)
+        await load_model(pilot, screen, gguf_model)
         assert "llama f16" in status_line(screen)
 
 
 async def test_a_failed_load_keeps_the_model_you_had(
-    ws: Workspace, model: Path, tmp_path: Path
+    ws: Workspace, gguf_model: Path, tmp_path: Path
 ) -> None:
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_chat(pilot)
-        await load_model(pilot, screen, model)
+        await load_model(pilot, screen, gguf_model)
         await pilot.press("ctrl+o")
         await pick_path(pilot, not_a_gguf(tmp_path / "notes.gguf"))
-        await wait_for(pilot, lambda: not screen.loading_sides[0], what="the load")
+        await wait_until(pilot, lambda: not screen.loading_sides[0], what="the load")
         await pilot.pause()
         assert "notes.gguf is not a GGUF model file" in notifications(app)[-1]
-        assert "llama f16" in status_line(screen) and screen.paths[0] == model.resolve()
+        assert "llama f16" in status_line(screen) and screen.paths[0] == gguf_model.resolve()
         await send(pilot, screen, QUESTION)
         await answered(pilot, screen)
         assert answers(screen)[0].status.startswith("12 tokens")
 
 
 async def test_a_malicious_chat_template_runs_nothing_and_says_so(
-    ws: Workspace, model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ws: Workspace, gguf_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    evil = with_template(model, tmp_path / "evil.gguf", MALICIOUS_TEMPLATE)
+    evil = with_template(gguf_model, tmp_path / "evil.gguf", MALICIOUS_TEMPLATE)
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_chat(pilot)
@@ -142,14 +136,14 @@ async def test_a_malicious_chat_template_runs_nothing_and_says_so(
 
 
 async def test_a_conversation_longer_than_the_context_says_what_to_do(
-    ws: Workspace, model: Path
+    ws: Workspace, gguf_model: Path
 ) -> None:
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_chat(pilot)
         await pilot.press("ctrl+o")
-        await pick_path(pilot, model, ("n-ctx", "128"))
-        await wait_for(pilot, lambda: screen.paths[0] is not None, what="the model")
+        await pick_path(pilot, gguf_model, ("n-ctx", "128"))
+        await wait_until(pilot, lambda: screen.paths[0] is not None, what="the model")
         loaded = screen.slots.get(0)
         assert loaded is not None and loaded.context_size <= 256  # llama.cpp rounds it up
         assert f"context {loaded.context_size}" in status_line(screen)
@@ -181,7 +175,7 @@ async def test_settings_out_of_range_are_named_and_hold_the_message(ws: Workspac
         assert screen.conversations[0].turns == []
 
 
-async def test_the_picker_checks_its_fields_before_loading(ws: Workspace, model: Path) -> None:
+async def test_the_picker_checks_its_fields_before_loading(ws: Workspace, gguf_model: Path) -> None:
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_chat(pilot)
@@ -193,7 +187,7 @@ async def test_the_picker_checks_its_fields_before_loading(ws: Workspace, model:
             "/no/such/model.gguf: no such file."
         )
         picker.query_one("#chat-picker-path").value = ""  # type: ignore[attr-defined]
-        await pick_path(pilot, model, ("n-ctx", "64"))
+        await pick_path(pilot, gguf_model, ("n-ctx", "64"))
         assert str(picker.query_one("#chat-picker-error").render()) == (
             "Context size: input should be greater than or equal to 128"
         )

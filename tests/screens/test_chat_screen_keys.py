@@ -9,7 +9,7 @@ from pathlib import Path
 from textual.widgets import Markdown
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chat_support import SIZE, open_chat, wait_for
+from chat_support import SIZE, open_chat, wait_until
 
 from screens.app import make_app
 from screens.chat_dialogs import ModelPickerScreen
@@ -56,7 +56,7 @@ async def test_the_palette_has_the_chat_commands(workspace: Workspace) -> None:
         await pilot.press(*"chat: compare")
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
         assert app.screen.query_one("#chat-picker-panel").border_title == (
             "Compare with a second model (B)"
         )

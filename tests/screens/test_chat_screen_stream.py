@@ -21,7 +21,6 @@ from chat_support import (
     SIZE,
     answered,
     answers,
-    demo_gguf,
     load_model,
     notifications,
     open_chat,
@@ -30,7 +29,7 @@ from chat_support import (
     send,
     sent,
     status_line,
-    wait_for,
+    wait_until,
 )
 from eval_support import export_gguf
 
@@ -45,35 +44,30 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def model(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Path:
-    return demo_gguf(tmp_path_factory, demo_model_dir)
-
-
-@pytest.fixture
 def ws(workspace: Workspace) -> Workspace:
     return workspace.set_values({"chat.n_ctx": 1024, "chat.max_tokens": 24})
 
 
 async def test_an_exported_model_is_listed_first_and_its_answer_streams_in(
-    ws: Workspace, model: Path
+    ws: Workspace, gguf_model: Path
 ) -> None:
-    exported = export_gguf(ws, model)
+    exported = export_gguf(ws, gguf_model)
     messages: list[Message] = []
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         screen = await open_chat(pilot)
         assert "Ctrl+O" in str(screen.query_one(".chat-empty", Static).render())
         await pilot.press("ctrl+o")
-        await wait_for(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
+        await wait_until(pilot, lambda: isinstance(app.screen, ModelPickerScreen))
         picker = app.screen
-        await wait_for(pilot, lambda: picker.exports, what="the exports")
+        await wait_until(pilot, lambda: picker.exports, what="the exports")
         listed = picker.query_one(OptionList)
         assert listed.option_count == 1 and app.focused is listed
         assert "20260224-090000-cd34 best f16" in str(listed.get_option_at_index(0).prompt)
-        await wait_for(pilot, lambda: "✓" in str(picker.query_one("#chat-picker-info").render()))
+        await wait_until(pilot, lambda: "✓" in str(picker.query_one("#chat-picker-info").render()))
         assert "llama f16" in str(picker.query_one("#chat-picker-info").render())
         await pilot.press("enter")
-        await wait_for(pilot, lambda: screen.paths[0] == exported, what="the model")
+        await wait_until(pilot, lambda: screen.paths[0] == exported, what="the model")
         assert "llama f16 · 3.4 MB · context 1,024 · CPU" in status_line(screen)
         assert screen.pane(0).border_title == "model-f16.gguf"
 
@@ -97,7 +91,7 @@ async def test_an_exported_model_is_listed_first_and_its_answer_streams_in(
 
 
 async def test_esc_stops_the_answer_and_keys_are_handled_at_once_meanwhile(
-    ws: Workspace, model: Path
+    ws: Workspace, gguf_model: Path
 ) -> None:
     # Greedy on this model never ends by itself: 4,000 tokens take seconds even on a fast CPU.
     ws = ws.set_values({"chat.n_ctx": 4096, "chat.max_tokens": 4000, "chat.temperature": 0.0})
@@ -105,7 +99,7 @@ async def test_esc_stops_the_answer_and_keys_are_handled_at_once_meanwhile(
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         screen = await open_chat(pilot)
-        await load_model(pilot, screen, model)
+        await load_model(pilot, screen, gguf_model)
         await send(pilot, screen, QUESTION)
         while not sent(messages, ChatScreen.AnswerStreamed):
             await asyncio.sleep(0.005)
@@ -144,12 +138,12 @@ async def test_esc_stops_the_answer_and_keys_are_handled_at_once_meanwhile(
         assert len(screen.conversations[0].turns) == 2
 
 
-async def test_several_turns_regenerate_and_clear(ws: Workspace, model: Path) -> None:
+async def test_several_turns_regenerate_and_clear(ws: Workspace, gguf_model: Path) -> None:
     messages: list[Message] = []
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
         screen = await open_chat(pilot)
-        await load_model(pilot, screen, model)
+        await load_model(pilot, screen, gguf_model)
         await send(pilot, screen, QUESTION)
         await answered(pilot, screen)
         await send(pilot, screen, "Shorter, please.")
@@ -177,12 +171,12 @@ async def test_several_turns_regenerate_and_clear(ws: Workspace, model: Path) ->
 
 
 async def test_the_system_prompt_and_sampling_settings_apply_to_the_next_answer(
-    ws: Workspace, model: Path
+    ws: Workspace, gguf_model: Path
 ) -> None:
     app = make_app(ws, probe=Accelerator)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_chat(pilot)
-        await load_model(pilot, screen, model)
+        await load_model(pilot, screen, gguf_model)
         screen.query_one("#chat-system").focus()
         await paste(pilot, "You write page titles.")
         max_tokens = screen.query_one("#chat-max-tokens")

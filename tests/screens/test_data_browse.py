@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from data_support import (
     SIZE,
+    data_app,
     data_screen,
     detail_text,
     fill,
@@ -16,21 +17,18 @@ from data_support import (
 from textual.message import Message
 from textual.widgets import Input, Select
 
-from screens.app import make_app
 from screens.chat import ChatScreen
 from screens.data import DataScreen
 from screens.data_dialogs import ChoiceScreen, FilterScreen
 from screens.widgets.examples_table import PAGE_SIZE, PAGES_KEPT, ExamplesTable
-from workbench.accelerator import Accelerator
 from workbench.data.store import ExampleStore
 from workbench.workspace import Workspace
 
 
 async def test_opens_on_the_first_rows_and_shows_the_first_example(workspace: Workspace) -> None:
     fill(workspace, seo_records(), source="seo_pairs.jsonl")
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         assert shown_ids(app)[:3] == [1, 2, 3]
         assert len(shown_ids(app)) == SIZE[1] - 5  # header, search, counts, table header, footer
         assert query_text(app) == "121 examples"
@@ -40,9 +38,8 @@ async def test_opens_on_the_first_rows_and_shows_the_first_example(workspace: Wo
 
 async def test_j_and_k_move_and_the_detail_pane_follows(workspace: Workspace) -> None:
     fill(workspace, seo_records())
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("j", "j")
         await settle(pilot)
         assert data_screen(app).current.id == 3  # type: ignore[union-attr]
@@ -55,9 +52,8 @@ async def test_j_and_k_move_and_the_detail_pane_follows(workspace: Workspace) ->
 async def test_a_large_table_loads_pages_as_it_scrolls(workspace: Workspace) -> None:
     count = PAGE_SIZE * 5 + 7
     fill(workspace, (pair(f"subject {i}", "answer " * (i % 50 + 1)) for i in range(count)))
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         table = data_screen(app).query_one(ExamplesTable)
         assert table.total == count
         assert set(table._pages) == {0}
@@ -75,9 +71,8 @@ async def test_a_large_table_loads_pages_as_it_scrolls(workspace: Workspace) -> 
 
 async def test_search_narrows_the_rows_as_you_type(workspace: Workspace) -> None:
     fill(workspace, seo_records())
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("slash", *"rabbit")
         await settle(pilot)
         assert shown_ids(app) == [1, 95]
@@ -99,9 +94,8 @@ async def test_search_narrows_the_rows_as_you_type(workspace: Workspace) -> None
 
 async def test_a_search_that_matches_nothing_says_so(workspace: Workspace) -> None:
     fill(workspace, seo_records())
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("slash", *"zzzqqq")
         await settle(pilot)
         assert shown_ids(app) == []
@@ -116,9 +110,8 @@ async def test_filters_by_split_flag_and_length(workspace: Workspace) -> None:
     with ExampleStore(workspace.db_path) as store:
         store.set_split(ids[:10], "val")
         store.set_flag(ids[3:5], "bad")
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("f")
         dialog = app.screen
         assert isinstance(dialog, FilterScreen)
@@ -142,9 +135,8 @@ async def test_filter_on_problems_and_tags(workspace: Workspace) -> None:
     ids = fill(workspace, [pair("a", "x"), pair("b", "y"), pair("c", "z")])
     with ExampleStore(workspace.db_path) as store:
         store.add_tag(ids[1:], "checked")
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("f")
         select = app.screen.query_one("#filter-tag", Select)
         select.value = "checked"
@@ -160,9 +152,8 @@ async def test_filter_on_problems_and_tags(workspace: Workspace) -> None:
 
 async def test_sort_by_output_length(workspace: Workspace) -> None:
     fill(workspace, [pair("short", "a b"), pair("long", "word " * 300), pair("mid", "x " * 40)])
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("s")
         assert isinstance(app.screen, ChoiceScreen)
         await pilot.press("down", "enter")  # output length, longest first
@@ -174,9 +165,8 @@ async def test_sort_by_output_length(workspace: Workspace) -> None:
 
 
 async def test_an_empty_workspace_says_how_to_import(workspace: Workspace) -> None:
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         empty = data_screen(app).query_one("#data-empty")
         assert empty.display
         assert not data_screen(app).query_one(ExamplesTable).display
@@ -187,9 +177,8 @@ async def test_an_empty_workspace_says_how_to_import(workspace: Workspace) -> No
 
 async def test_clicking_a_row_highlights_it(workspace: Workspace) -> None:
     fill(workspace, seo_records())
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         table = data_screen(app).query_one(ExamplesTable)
         await pilot.click(table, offset=(10, 5))
         await settle(pilot)
@@ -200,9 +189,8 @@ async def test_clicking_a_row_highlights_it(workspace: Workspace) -> None:
 async def test_open_in_chat_switches_screens_and_sends_the_example(workspace: Workspace) -> None:
     fill(workspace, seo_records())
     messages: list[Message] = []
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
-        await settle(pilot)
+    async with data_app(workspace, messages=messages) as pilot:
+        app = pilot.app
         await pilot.press("j", "o")
         await settle(pilot)
         assert app.current_mode == "chat"
@@ -215,9 +203,8 @@ async def test_open_in_chat_switches_screens_and_sends_the_example(workspace: Wo
 async def test_scrolling_far_keeps_a_bounded_page_cache(workspace: Workspace) -> None:
     count = PAGE_SIZE * (PAGES_KEPT + 4)
     fill(workspace, (pair(f"subject {i}", "answer") for i in range(count)))
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         table = data_screen(app).query_one(ExamplesTable)
         # As when dragging the scrollbar down: each view straddles two pages.
         for row in range(PAGE_SIZE - 10, count - PAGE_SIZE, 2 * PAGE_SIZE):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from data_support import SIZE, fill, notifications, pair, query_text, settle, shown_ids
+from data_support import data_app, fill, notifications, pair, query_text, settle, shown_ids
 from textual.widgets import Select
 
-from screens.app import make_app
 from screens.data_dialogs import ChoiceScreen, ConfirmScreen, PromptScreen
-from workbench.accelerator import Accelerator
 from workbench.data.store import ExampleStore, Query
 from workbench.workspace import Workspace
 
@@ -25,9 +23,8 @@ def column(workspace: Workspace, name: str) -> list[object]:
 
 async def test_bulk_flag_applies_to_the_search_results_only(workspace: Workspace) -> None:
     five(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("slash", *"bread", "enter")
         await settle(pilot)
         await pilot.press("b")
@@ -48,9 +45,8 @@ async def test_bulk_flag_applies_to_the_search_results_only(workspace: Workspace
 
 async def test_bulk_tag_and_move_to_a_split(workspace: Workspace) -> None:
     five(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("slash", *"bread", "enter", "b", "enter")  # add a tag…
         assert isinstance(app.screen, PromptScreen)
         await pilot.press(*"carbs", "enter", "y")
@@ -66,9 +62,8 @@ async def test_bulk_delete_of_a_filtered_set_and_declining(workspace: Workspace)
     five(workspace)
     with ExampleStore(workspace.db_path) as store:
         store.set_split([3, 4], "test")
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("f")
         app.screen.query_one("#filter-split", Select).value = "test"
         await pilot.press("ctrl+s")
@@ -87,9 +82,8 @@ async def test_bulk_delete_of_a_filtered_set_and_declining(workspace: Workspace)
 
 async def test_the_palette_offers_bulk_actions_on_the_filtered_set(workspace: Workspace) -> None:
     five(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("ctrl+p", *"data: delete filtered")
         await pilot.pause(0.3)
         await pilot.press("enter")

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from data_support import (
-    SIZE,
+    data_app,
     data_screen,
     detail_text,
     fill,
@@ -19,11 +19,9 @@ from data_support import (
 )
 from textual.widgets import Select, TextArea
 
-from screens.app import make_app
 from screens.data_dialogs import ChoiceScreen, PromptScreen
 from screens.message_editor import MessageEditorScreen
 from screens.widgets.message_editor import MessageEditor
-from workbench.accelerator import Accelerator
 from workbench.data.store import Problem, StoreError
 from workbench.workspace import Workspace
 
@@ -40,9 +38,8 @@ def editor_texts(app: Any) -> list[str]:
 
 async def test_edit_a_message_saves_it_and_undo_redo_restore(workspace: Workspace) -> None:
     three_pairs(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("j", "e")
         await settle(pilot)
         assert isinstance(app.screen, MessageEditorScreen)
@@ -66,9 +63,8 @@ async def test_edit_a_message_saves_it_and_undo_redo_restore(workspace: Workspac
 
 async def test_add_reorder_change_role_and_remove_messages(workspace: Workspace) -> None:
     three_pairs(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("enter")
         await settle(pilot)
         await pilot.press("ctrl+n")  # a new message below the answer: the user's turn
@@ -99,9 +95,8 @@ async def test_a_refused_edit_keeps_the_text_and_says_why(workspace: Workspace) 
     def refuse(record: Mapping[str, Any]) -> list[Problem]:
         raise StoreError("the answer may not mention rye")
 
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         data_screen(app).store.validator = refuse  # type: ignore[union-attr]
         await pilot.press("e", "end", *" Rye too.", "ctrl+s")
         await settle(pilot)
@@ -115,9 +110,8 @@ async def test_a_refused_edit_keeps_the_text_and_says_why(workspace: Workspace) 
 
 async def test_an_edit_the_database_cannot_write_keeps_the_text(workspace: Workspace) -> None:
     three_pairs(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         data_screen(app).store._db.execute("PRAGMA query_only = ON")  # type: ignore[union-attr]
         await pilot.press("e", "end", *" More.", "ctrl+s")
         await settle(pilot)
@@ -128,9 +122,8 @@ async def test_an_edit_the_database_cannot_write_keeps_the_text(workspace: Works
 
 async def test_closing_the_editor_with_changes_asks_first(workspace: Workspace) -> None:
     three_pairs(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("e", *"x", "escape")
         assert "Discard your changes" in str(app.screen.query_one("#confirm-question").render())
         await pilot.press("n")
@@ -143,9 +136,8 @@ async def test_closing_the_editor_with_changes_asks_first(workspace: Workspace) 
 
 async def test_delete_hides_the_example_and_undo_brings_it_back(workspace: Workspace) -> None:
     three_pairs(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("j", "d")
         await settle(pilot)
         assert shown_ids(app) == [1, 3]
@@ -160,9 +152,8 @@ async def test_delete_hides_the_example_and_undo_brings_it_back(workspace: Works
 
 async def test_tag_and_untag(workspace: Workspace) -> None:
     three_pairs(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("t")
         assert isinstance(app.screen, PromptScreen)
         await pilot.press(*"baking", "enter")
@@ -181,9 +172,8 @@ async def test_tag_and_untag(workspace: Workspace) -> None:
 
 async def test_flag_and_move_to_a_split(workspace: Workspace) -> None:
     three_pairs(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("F")
         assert isinstance(app.screen, ChoiceScreen)
         await pilot.press("down", "down", "enter")

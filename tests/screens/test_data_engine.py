@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from data_support import (
-    SIZE,
+    data_app,
     data_screen,
     fill,
     notifications,
@@ -18,11 +18,9 @@ from data_support import (
 )
 from textual.widgets import Static
 
-from screens.app import make_app
 from screens.clean_preview import CleanPreviewScreen
 from screens.data_dialogs import ConfirmScreen, PromptScreen
 from screens.widgets.stats_panel import StatsPanel
-from workbench.accelerator import Accelerator
 from workbench.data.store import ExampleStore, Query
 from workbench.workspace import Workspace
 
@@ -43,9 +41,8 @@ def write_jsonl(path: Path, lines: list[str]) -> Path:
 async def test_import_a_file_then_undo_it(workspace: Workspace, tmp_path: Path) -> None:
     good = [json.dumps(pair(f"topic {i}", f"Answer number {i}.")) for i in range(3)]
     source = write_jsonl(tmp_path / "pairs.jsonl", [*good, '{"messages": [oops'])
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("i")
         assert isinstance(app.screen, PromptScreen)
         app.screen.query_one("#prompt-input").value = str(source)  # type: ignore[attr-defined]
@@ -66,9 +63,8 @@ async def test_import_a_file_then_undo_it(workspace: Workspace, tmp_path: Path) 
 
 
 async def test_importing_a_missing_file_says_so(workspace: Workspace) -> None:
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("i", *"nope.jsonl", "enter")
         await settle(pilot)
         assert any(text.startswith("No such file or folder") for text in notifications(app))
@@ -76,9 +72,8 @@ async def test_importing_a_missing_file_says_so(workspace: Workspace) -> None:
 
 async def test_validate_marks_problems_and_duplicates(workspace: Workspace) -> None:
     fill(workspace, [pair("a", "Fine answer."), pair("b", ""), pair("a", "Fine answer.")])
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("v")
         await settle(pilot)
         assert any(text.startswith("Checked 3 examples: 1 error") for text in notifications(app))
@@ -90,9 +85,8 @@ async def test_strip_instructions_shows_savings_then_applies_as_one_step(
     workspace: Workspace,
 ) -> None:
     fill(workspace, [seo_pair(f"topic {i}", f"Answer {i}.") for i in range(6)])
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("c")
         await settle(pilot)
         assert isinstance(app.screen, CleanPreviewScreen)
@@ -111,9 +105,8 @@ async def test_strip_instructions_shows_savings_then_applies_as_one_step(
 
 async def test_split_from_the_palette(workspace: Workspace) -> None:
     fill(workspace, [pair(f"topic {i}", f"Answer {i}.") for i in range(20)])
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("ctrl+p", *"data: split")
         await pilot.pause(0.3)
         await pilot.press("enter")
@@ -131,9 +124,8 @@ async def test_stats_panel_counts_splits_problems_and_duplicates(workspace: Work
     with ExampleStore(workspace.db_path) as store:
         store.set_split(ids[:2], "train")
         store.set_flag([ids[2]], "bad")
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("x")
         await settle(pilot)
         panel = data_screen(app).query_one(StatsPanel)

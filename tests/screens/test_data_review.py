@@ -12,19 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from data_support import SIZE, data_screen, notifications, query_text, settle, stored, widget_text
+from data_support import (
+    data_app,
+    data_screen,
+    notifications,
+    query_text,
+    settle,
+    stored,
+    widget_text,
+)
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from screens.app import WorkbenchApp, make_app
+from screens.app import WorkbenchApp
 from screens.data_dialogs import ConfirmScreen
 from screens.message_editor import MessageEditorScreen
 from screens.review import ReviewScreen
 from screens.synth_dialog import SynthDialog
 from screens.widgets.examples_table import ExamplesTable
 from screens.widgets.message_editor import MessageEditor
-from workbench.accelerator import Accelerator
 from workbench.collect import launch, review
 from workbench.data.store import ExampleStore, Problem, StoreError
 from workbench.jobs import observed_status
@@ -110,7 +117,7 @@ def text_of(app: WorkbenchApp, selector: str) -> str:
 
 
 async def open_review(pilot: Pilot[None]) -> ReviewScreen:
-    await settle(pilot)
+    """From the settled Data screen: `r`, and the queue loaded."""
     await pilot.press("r")
     await settle(pilot)
     assert isinstance(pilot.app.screen, ReviewScreen)
@@ -121,9 +128,8 @@ async def test_the_data_screen_says_how_many_wait_and_r_lists_them_in_full(
     workspace: Workspace,
 ) -> None:
     ids = seed_workspace(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=(140, 40)) as pilot:
-        await settle(pilot)
+    async with data_app(workspace, (140, 40)) as pilot:
+        app = pilot.app
         assert "3 waiting for review (r)" in query_text(app)
         screen = await open_review(pilot)
         assert listed(app) == [*ids["captured"], *ids["synthetic"]]
@@ -144,8 +150,8 @@ async def test_the_data_screen_says_how_many_wait_and_r_lists_them_in_full(
 async def test_accept_reject_undo_and_edit(workspace: Workspace) -> None:
     ids = seed_workspace(workspace)
     boots, stoves = ids["captured"]
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await open_review(pilot)
         await pilot.press("a")
         await settle(pilot)
@@ -180,8 +186,8 @@ async def test_a_refused_edit_keeps_the_text_and_the_candidate(workspace: Worksp
     def refuse(record: Mapping[str, Any]) -> list[Problem]:
         raise StoreError("titles may not say Now")
 
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         screen = await open_review(pilot)
         screen.store.validator = refuse
         await pilot.press("e", "end", *" Now", "ctrl+s")
@@ -197,8 +203,8 @@ async def test_a_refused_edit_keeps_the_text_and_the_candidate(workspace: Worksp
 
 async def test_the_filter_shows_all_captured_or_synthetic(workspace: Workspace) -> None:
     ids = seed_workspace(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         screen = await open_review(pilot)
         await pilot.press("f")
         await settle(pilot)
@@ -214,8 +220,8 @@ async def test_the_filter_shows_all_captured_or_synthetic(workspace: Workspace) 
 
 async def test_accept_all_shown_asks_then_accepts_only_those(workspace: Workspace) -> None:
     ids = seed_workspace(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await open_review(pilot)
         await pilot.press("f", "A")  # captured only
         await settle(pilot)
@@ -233,9 +239,8 @@ async def test_accept_all_shown_asks_then_accepts_only_those(workspace: Workspac
 
 async def test_an_empty_queue_says_how_to_fill_it(workspace: Workspace) -> None:
     seed_workspace(workspace, candidates=False)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         assert "waiting for review" not in query_text(app)
         await open_review(pilot)
         empty = text_of(app, "#review-empty")
@@ -249,8 +254,8 @@ async def test_an_empty_queue_says_how_to_fill_it(workspace: Workspace) -> None:
 
 async def test_generating_without_a_key_says_what_to_do(workspace: Workspace) -> None:
     seed_workspace(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         await open_review(pilot)
         await pilot.press("g")
         await settle(pilot)
@@ -303,8 +308,8 @@ async def test_g_generates_candidates_with_a_detached_job_and_lists_them(
 ) -> None:
     ids = seed_workspace(workspace)
     messages: list[Message] = []
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+    async with data_app(workspace, messages=messages) as pilot:
+        app = pilot.app
         screen = await open_review(pilot)
         await pilot.press("g")
         await settle(pilot)
@@ -337,8 +342,8 @@ async def test_a_refused_key_is_shown_with_what_to_do(
     with fake_anthropic(Status(401, message="invalid x-api-key"), lifetime_s=60) as fake:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-wrong")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
-        app = make_app(workspace, probe=Accelerator)
-        async with app.run_test(size=SIZE) as pilot:
+        async with data_app(workspace) as pilot:
+            app = pilot.app
             screen = await open_review(pilot)
             await pilot.press("g")
             await settle(pilot)
@@ -355,9 +360,8 @@ async def test_examples_flagged_by_hand_wait_in_all_but_are_not_candidates(
     ids = seed_workspace(workspace)
     with ExampleStore(workspace.db_path) as store:
         store.set_flag(ids["seeds"][:1], "needs-review")
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
         assert "3 waiting for review (r)" in query_text(app)  # candidates only
         screen = await open_review(pilot)
         assert screen.query_one("#review-main").border_title == (

@@ -19,11 +19,11 @@ from eval_support import (
     FAILED,
     KEY,
     LOSS,
-    SIZE,
     SPLIT,
     TIE,
     WIN,
     append_events,
+    eval_app,
     eval_screen,
     export_gguf,
     make_eval,
@@ -32,8 +32,9 @@ from eval_support import (
     text_of,
     with_test_split,
 )
+from support import notifications
 
-from screens.app import WorkbenchApp, make_app
+from screens.app import WorkbenchApp
 from screens.data_dialogs import ConfirmScreen
 from screens.eval_dialogs import AnswerEditorScreen, NewEvalScreen
 from screens.eval_item import EvalItemScreen
@@ -41,7 +42,6 @@ from screens.widgets.eval_costs import EvalCostPanel
 from screens.widgets.eval_history import EvalHistoryTable
 from screens.widgets.eval_items import EvalItemsTable
 from screens.widgets.eval_summary import EvalSummaryPanel
-from workbench.accelerator import Accelerator
 from workbench.data.store import ExampleStore, Query
 from workbench.evaluate.events import Finished, ItemJudged, Phase, Progress, Started
 from workbench.jobs import JobStatus, read_status, write_status
@@ -66,11 +66,6 @@ def keyed(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
-async def open_eval(app: WorkbenchApp, pilot) -> None:  # type: ignore[no-untyped-def]
-    await pilot.press("4")
-    await settle(pilot)
-
-
 def items_shown(app: WorkbenchApp) -> list[tuple[int, str]]:
     """(index, outcome) of each row of the items table."""
     table = eval_screen(app).query_one(EvalItemsTable)
@@ -82,16 +77,16 @@ def summary_text(app: WorkbenchApp) -> str:
 
 
 def notices(app: WorkbenchApp) -> str:
-    return "\n".join(str(n.message) for n in app._notifications)
+    """Every notification so far, one a line (a phrase may be searched across them)."""
+    return "\n".join(notifications(app))
 
 
 # --- without an API key --------------------------------------------------------------------
 
 
 async def test_without_a_key_the_screen_says_what_to_set(workspace: Workspace) -> None:
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(workspace) as pilot:
+        app = pilot.app
         screen = eval_screen(app)
         banner = text_of(screen.query_one("#eval-key-banner", Static))
         assert "set ANTHROPIC_API_KEY to your Anthropic API key" in banner
@@ -113,9 +108,8 @@ async def test_with_a_key_and_a_model_the_checklist_is_ticked(
 ) -> None:
     with_test_split(workspace, 3)
     export_gguf(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(workspace) as pilot:
+        app = pilot.app
         screen = eval_screen(app)
         assert not screen.query_one("#eval-key-banner").display
         checklist = text_of(screen.query_one("#eval-empty", Static))
@@ -131,9 +125,8 @@ async def test_with_a_key_and_a_model_the_checklist_is_ticked(
 async def test_past_evals_are_listed_newest_first_and_shown_when_highlighted(
     ws: Workspace,
 ) -> None:
-    app = make_app(ws, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(ws) as pilot:
+        app = pilot.app
         history = eval_screen(app).query_one(EvalHistoryTable)
         assert history.ids == [NEWER, OLDER]
         rows = text_of(history)
@@ -162,9 +155,8 @@ async def test_past_evals_are_listed_newest_first_and_shown_when_highlighted(
 
 
 async def test_an_eval_started_elsewhere_appears_in_the_list(ws: Workspace) -> None:
-    app = make_app(ws, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(ws) as pilot:
+        app = pilot.app
         make_eval(ws, "20260225-080000-cccc", [WIN], started=1_772_100_000.0)
         await pilot.press("ctrl+p", *"eval: refresh", "enter")
         await settle(pilot)
@@ -175,9 +167,8 @@ async def test_an_eval_started_elsewhere_appears_in_the_list(ws: Workspace) -> N
 
 
 async def test_f_shows_losses_then_disagreements_then_errors(ws: Workspace) -> None:
-    app = make_app(ws, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(ws) as pilot:
+        app = pilot.app
         await pilot.press("f")
         assert items_shown(app) == [(0, "loss"), (3, "loss")]
         line = text_of(eval_screen(app).query_one("#eval-filter-line", Static))
@@ -194,9 +185,8 @@ async def test_f_shows_losses_then_disagreements_then_errors(ws: Workspace) -> N
 
 
 async def test_side_by_side_shows_input_answers_and_both_verdicts(ws: Workspace) -> None:
-    app = make_app(ws, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(ws) as pilot:
+        app = pilot.app
         await pilot.press("f", "enter")
         await pilot.pause()
         assert isinstance(app.screen, EvalItemScreen)
@@ -224,9 +214,8 @@ async def test_side_by_side_shows_input_answers_and_both_verdicts(ws: Workspace)
 
 
 async def test_a_disagreement_names_the_winner_of_each_order(ws: Workspace) -> None:
-    app = make_app(ws, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(ws) as pilot:
+        app = pilot.app
         await pilot.press("f", "f", "enter")
         await pilot.pause()
         title = text_of(app.screen.query_one("#eval-item-title", Static))
@@ -237,9 +226,8 @@ async def test_a_disagreement_names_the_winner_of_each_order(ws: Workspace) -> N
 
 
 async def test_a_loss_becomes_a_training_example_as_is_or_edited(ws: Workspace) -> None:
-    app = make_app(ws, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(ws) as pilot:
+        app = pilot.app
         await pilot.press("f", "enter", "s")
         await settle(pilot)
         assert "Item 0 is now training example #17" in notices(app)
@@ -274,9 +262,8 @@ def store_messages(ws: Workspace, example_id: int) -> list[dict[str, str]]:
 
 
 async def test_an_empty_edited_answer_is_not_sent(ws: Workspace) -> None:
-    app = make_app(ws, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(ws) as pilot:
+        app = pilot.app
         await pilot.press("f", "enter", "e")
         await pilot.pause()
         app.screen.query_one(TextArea).text = "   "
@@ -292,9 +279,8 @@ async def test_an_empty_edited_answer_is_not_sent(ws: Workspace) -> None:
 
 
 async def test_costs_are_projected_at_the_volume_typed(ws: Workspace) -> None:
-    app = make_app(ws, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(ws) as pilot:
+        app = pilot.app
         await pilot.press("c")
         panel = eval_screen(app).query_one(EvalCostPanel)
         text = text_of(panel)
@@ -317,9 +303,8 @@ async def test_costs_are_projected_at_the_volume_typed(ws: Workspace) -> None:
 async def test_a_missing_gpu_price_says_how_to_set_it(workspace: Workspace) -> None:
     with_test_split(workspace, 2)
     make_eval(workspace, NEWER, [LOSS, WIN])
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("c")
         text = " ".join(text_of(eval_screen(app).query_one(EvalCostPanel)).split())
         assert "set eval.gpu_hourly_usd for its cost" in text
@@ -328,9 +313,8 @@ async def test_a_missing_gpu_price_says_how_to_set_it(workspace: Workspace) -> N
 
 
 async def test_x_exports_the_report_as_markdown_and_jsonl(ws: Workspace) -> None:
-    app = make_app(ws, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(ws) as pilot:
+        app = pilot.app
         await pilot.press("c", "m", *"5000", "enter", "x")
         await settle(pilot)
         assert f"Wrote report.md and report.jsonl in evals/{NEWER}/" in notices(app)
@@ -358,9 +342,8 @@ async def test_a_running_eval_is_followed_live_to_its_end(workspace: Workspace) 
         Progress(0, 3),
         Phase("generating and judging 3 items"),
     )
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(workspace) as pilot:
+        app = pilot.app
         screen = eval_screen(app)
         await wait_until(pilot, lambda: screen.phase != "")
         assert screen.following == eval_id
@@ -415,9 +398,8 @@ async def test_s_asks_then_stops_the_running_eval(workspace: Workspace) -> None:
         eval_dir = make_eval(
             workspace, "20260226-110000-eeee", [LOSS, WIN], state="running", pid=job.pid, done=1
         )
-        app = make_app(workspace, probe=Accelerator)
-        async with app.run_test(size=SIZE) as pilot:
-            await open_eval(app, pilot)
+        async with eval_app(workspace) as pilot:
+            app = pilot.app
             await pilot.press("s")
             await pilot.pause()
             assert isinstance(app.screen, ConfirmScreen)
@@ -435,9 +417,8 @@ async def test_quitting_stops_following_and_leaves_the_eval_running(workspace: W
     eval_dir = make_eval(
         workspace, "20260226-120000-ffff", [LOSS], state="running", pid=os.getpid(), done=0
     )
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(workspace) as pilot:
+        app = pilot.app
         screen = eval_screen(app)
         assert screen.following == "20260226-120000-ffff"
         assert not screen._follow_cancel.is_set()
@@ -455,9 +436,8 @@ async def test_the_new_eval_dialog_lists_exports_and_explains_what_is_wrong(
 ) -> None:
     with_test_split(workspace, 3)
     export_gguf(workspace)
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("n")
         await settle(pilot)
         dialog = app.screen
@@ -488,9 +468,8 @@ async def test_a_refused_start_keeps_the_dialog_open_with_the_reason(
     workspace: Workspace, keyed: str
 ) -> None:
     export_gguf(workspace)  # no test or val examples: the engine refuses
-    app = make_app(workspace, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(workspace) as pilot:
+        app = pilot.app
         await pilot.press("n")
         await settle(pilot)
         assert "split is empty" in text_of(app.screen.query_one("#new-eval-hint", Static))
@@ -508,9 +487,8 @@ async def test_a_refused_start_keeps_the_dialog_open_with_the_reason(
 async def test_help_and_palette_speak_of_evals(ws: Workspace) -> None:
     from textual.widgets import Markdown
 
-    app = make_app(ws, probe=Accelerator)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_eval(app, pilot)
+    async with eval_app(ws) as pilot:
+        app = pilot.app
         await pilot.press("f1")
         text = app.screen.query_one(Markdown).source
         assert text.startswith("## Here\nEach input of the eval")

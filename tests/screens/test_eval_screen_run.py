@@ -5,7 +5,6 @@ resumed with keys; the API key never reaches the workspace or the screen."""
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,8 @@ from textual.pilot import Pilot
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from eval_support import KEY, SIZE, eval_screen, export_gguf, settle, svg_of, with_test_split
-from fake_anthropic import FakeRequest, Reply, Slow, Verdict, demo_gguf, fake_anthropic
+from fake_anthropic import FakeRequest, Reply, Slow, Verdict, fake_anthropic
+from support import notifications, wait_until
 
 from screens.app import make_app
 from screens.data_dialogs import ConfirmScreen
@@ -31,17 +31,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def ws(
-    workspace: Workspace,
-    tmp_path_factory: pytest.TempPathFactory,
-    demo_model_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Workspace:
+def ws(workspace: Workspace, gguf_model: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     """Three held-out examples, the demo model exported as an f16 GGUF, the key set."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     settings = {"eval.max_tokens": 12, "eval.threads": 1, "eval.concurrency": 1}
     workspace = with_test_split(workspace.set_values(settings), 3)
-    export_gguf(workspace, demo_gguf(tmp_path_factory, demo_model_dir))
+    export_gguf(workspace, gguf_model)
     return workspace
 
 
@@ -55,15 +50,6 @@ def old_pipeline_wins_but_on_the_half_marathon(ws: Workspace) -> Callable[[FakeR
         return Verdict("A" if old_in_a != fine_tuned_wins else "B", "scripted reason")
 
     return script
-
-
-async def wait_until(
-    pilot: Pilot[None], predicate: Callable[[], bool], timeout: float = 90
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await pilot.pause(0.1)
 
 
 def outcomes(screen: EvalScreen) -> list[str | None]:
@@ -101,7 +87,7 @@ async def test_an_eval_started_here_runs_live_to_its_report(
             await pilot.press("x")
             await settle(pilot)
             assert KEY not in svg_of(app)
-            notices = [str(n.message) for n in app._notifications]
+            notices = notifications(app)
     progress = [m.progress for m in messages if isinstance(m, EvalScreen.ProgressReported)]
     assert progress and progress[-1].done == 3 and progress[-1].losses == 2
     ended = [m.final for m in messages if isinstance(m, EvalScreen.EvalEnded)]

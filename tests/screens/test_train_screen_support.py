@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from support import SIZE, app_on, wait_until
 from textual.pilot import Pilot
 from textual.widgets import RichLog, Static
 
-from screens.app import WorkbenchApp, make_app
 from screens.widgets.train_live import RunLive
-from workbench.accelerator import Accelerator
 from workbench.jobs import JobState, JobStatus, write_status
 from workbench.train.events import (
     Evaluated,
@@ -27,7 +26,8 @@ from workbench.train.events import (
 )
 from workbench.workspace import Workspace
 
-SIZE = (120, 36)
+__all__ = ["SIZE", "app_on", "wait_until"]
+
 T0 = 1_772_000_000.0
 FINISHED_ID, FAILED_ID, LIVE_ID = (
     "20260225-090000-aaaa",
@@ -84,19 +84,6 @@ def make_run(
     write_status(run_dir, JobStatus(run_id, "run", state, pid, started_at, started_at))
     write_events(run_dir, events)
     return run_dir
-
-
-def app_on(workspace: Workspace) -> WorkbenchApp:
-    return make_app(workspace, probe=Accelerator)
-
-
-async def wait_until(pilot: Pilot[None], check: Callable[[], object], timeout: float = 5) -> None:
-    """Let the workers and timers run until `check()` holds."""
-    for _ in range(int(timeout / 0.05)):
-        if check():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("the screen did not get there in time")
 
 
 def shown(pilot: Pilot[None], selector: str) -> str:

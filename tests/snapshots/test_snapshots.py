@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "screens"))
+from support import SIZE, settle
 
 from screens.app import make_app
 from workbench.accelerator import Accelerator, Gpu
 from workbench.data.importer import import_pending
 from workbench.workspace import Workspace
 
-SIZE = (120, 36)
 H100 = Accelerator((Gpu("NVIDIA H100 80GB HBM3", 70_000, 81_559, 12),))
 
 
@@ -27,18 +31,16 @@ def sample(sample_workspace_opened: Workspace) -> Workspace:
 def keys(*pressed: str) -> Callable[[Pilot[None]], Awaitable[None]]:
     """Let start-up work finish, press the keys, let what they started finish."""
 
-    async def settle(pilot: Pilot[None]) -> None:
-        for _ in range(4):
-            await pilot.app.workers.wait_for_complete()
-            await pilot.pause()
+    async def settled(pilot: Pilot[None]) -> None:
+        await settle(pilot, rounds=4)
         pilot.app.clear_notifications()
         await pilot.pause()
 
     async def run(pilot: Pilot[None]) -> None:
-        await settle(pilot)
+        await settled(pilot)
         for key in pressed:
             await pilot.press(key)
-        await settle(pilot)
+        await settled(pilot)
 
     return run
 
