@@ -2,8 +2,11 @@
 
 Each sample is a fresh interpreter (as when a user types `workbench`): the clock starts before
 the process is spawned and stops when the app has drawn its first screen and can take keys.
-Also measured: from a key press (switch screen) to the new screen painted.
-Target: interactive within 1.0 s on a 2-core machine.
+Also measured: from a key press (switch screen) to the new screen painted, for a screen's first
+visit right at start (the other screens are still being prepared in the background), a first
+visit once they are prepared, and later visits. The app warms up as in a terminal session
+(`warm_up=True`; headless runs do not by default).
+Targets: interactive within 1.0 s, a screen switch within 100 ms, on a 2-core machine.
 
     .venv/bin/python bench/startup.py [--runs 7]
 """
@@ -24,7 +27,7 @@ WORKBENCH = """
 import asyncio, importlib, json, sys, time
 from workbench.cli import build_parser, resolve_workspace
 workspace = resolve_workspace(build_parser().parse_args(["-w", sys.argv[1]]))
-app = importlib.import_module("screens.app").make_app(workspace)
+app = importlib.import_module("screens.app").make_app(workspace, warm_up=True)
 
 async def switch(key, mode):
     # From the key event to the new screen painted.
@@ -40,11 +43,19 @@ async def switch(key, mode):
 async def ready(pilot):
     await pilot.pause()
     ready_at = time.time()
-    first = await switch("2", "train")
-    await switch("1", "data")
-    again = await switch("2", "train")
+    first = await switch("2", "train")  # at once: the other screens may still be preparing
+    await app.workers.wait_for_complete([w for w in app.workers if w.group == "warm-up"])
+    await asyncio.sleep(0.2)
+    prepared = await switch("3", "chat")
+    again = []
+    for key, mode in zip("41234123", ("eval", "data", "train", "chat") * 2):
+        await asyncio.sleep(0.1)
+        again.append(await switch(key, mode))
+    await asyncio.sleep(0.1)
+    await switch("2", "train")
     heavy = [m for m in ("torch", "transformers", "llama_cpp", "peft", "trl") if m in sys.modules]
-    print(json.dumps({"ready": ready_at, "first_ms": first, "key_ms": again,
+    print(json.dumps({"ready": ready_at, "first_ms": first, "prepared_ms": prepared,
+                      "key_ms": sorted(again)[len(again) // 2], "key_max_ms": max(again),
                       "screen": type(app.screen).__name__, "heavy": heavy}), flush=True)
     app.exit()
 app.run(headless=True, auto_pilot=ready, size=(120, 36))
@@ -84,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--workspace", type=Path, default=REPO / "sample_data")
+    parser.add_argument("--label", default="", help="a note printed with the table")
     args = parser.parse_args()
     sample(WORKBENCH, args.workspace)  # warm the OS file cache and byte-code
     workbench, bare = [], []
@@ -95,7 +107,9 @@ def main() -> None:
     wb_s = median([run["startup_s"] for run in workbench])
     bare_s = median([run["startup_s"] for run in bare])
     key_ms = median([run["key_ms"] for run in workbench])
+    key_max_ms = max(run["key_max_ms"] for run in workbench)
     first_ms = median([run["first_ms"] for run in workbench])
+    prepared_ms = median([run["prepared_ms"] for run in workbench])
     rows = [
         [
             "workbench TUI interactive (sample workspace)",
@@ -106,16 +120,28 @@ def main() -> None:
         ["bare Textual app (Header, Label, Footer)", f"{bare_s:.3f} s", "baseline", ""],
         ["ratio workbench / bare Textual", f"{wb_s / bare_s:.2f}x", "", ""],
         [
-            "key to a new screen painted, first visit",
+            "key to a new screen painted, first visit, key pressed at start",
             f"{first_ms:.0f} ms",
             "≤ 100 ms",
             "yes" if first_ms <= 100 else "NO",
         ],
         [
-            "key to a screen painted, later visits",
+            "key to a new screen painted, first visit, screens prepared",
+            f"{prepared_ms:.0f} ms",
+            "≤ 100 ms",
+            "yes" if prepared_ms <= 100 else "NO",
+        ],
+        [
+            "key to a screen painted, later visits (median of 8 per run)",
             f"{key_ms:.0f} ms",
             "≤ 100 ms",
             "yes" if key_ms <= 100 else "NO",
+        ],
+        [
+            "key to a screen painted, later visits, worst of all runs",
+            f"{key_max_ms:.0f} ms",
+            "≤ 100 ms",
+            "yes" if key_max_ms <= 100 else "NO",
         ],
         [
             "heavy modules imported at start",
@@ -125,8 +151,8 @@ def main() -> None:
         ],
     ]
     body = (
-        f"Median of {args.runs} fresh processes each, workbench and baseline alternating.\n\n"
-        + table(["measure", "value", "target", "met"], rows)
+        f"Median of {args.runs} fresh processes each, workbench and baseline alternating.\n"
+        f"{args.label}\n\n" + table(["measure", "value", "target", "met"], rows)
     )
     print(
         write_section(

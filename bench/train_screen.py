@@ -167,7 +167,7 @@ def run_app(workspace: Path, runs: list[tuple[str, int | None]], args: Any) -> d
     from screens.app import make_app
     from workbench.workspace import open_workspace
 
-    app = make_app(open_workspace(workspace))
+    app = make_app(open_workspace(workspace), warm_up=True)  # as in a terminal session
     result: dict[str, Any] = {}
 
     async def pilot(_: Any) -> None:

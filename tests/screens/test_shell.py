@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 from textual.message import Message
+from textual.pilot import Pilot
 from textual.widgets import Label, Markdown
+from textual.widgets._footer import FooterKey
 
 from screens.app import WorkbenchApp, make_app
 from screens.chat import ChatScreen
@@ -142,3 +144,90 @@ async def test_quitting_leaves_running_jobs_alone(workspace: Workspace, tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+q")
     assert (job_dir / "status.json").read_text().count('"running"') == 1
+
+
+def footer_keys(app: WorkbenchApp) -> list[FooterKey]:
+    return list(app.screen.query(FooterKey))
+
+
+async def wait_for_workers(pilot: Pilot[None]) -> None:
+    for _ in range(3):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def test_the_other_screens_are_prepared_in_the_background(workspace: Workspace) -> None:
+    messages: list[Message] = []
+    app = make_app(workspace, probe=Accelerator, warm_up=True)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await wait_for_workers(pilot)
+        prepared = [m for m in messages if isinstance(m, WorkbenchApp.ScreensPrepared)]
+        assert [m.modes for m in prepared] == [("train", "chat", "eval")]
+        assert isinstance(app.screen, DataScreen)  # prepared, not shown
+        screens = app.mode_screens()
+        assert [type(screens[mode]) for mode in ("train", "chat", "eval")] == [
+            TrainScreen,
+            ChatScreen,
+            EvalScreen,
+        ]
+        assert any(isinstance(m, TrainScreen.RunsListed) for m in messages)  # loaded meanwhile
+        for key, mode in (("2", "train"), ("3", "chat"), ("4", "eval")):
+            await pilot.press("f2", key)
+            assert app.screen is screens[mode]  # the first visit shows the prepared one
+            assert app.screen.query_one(".tab.-current", Label).id == f"tab-{mode}"
+
+
+async def test_tests_and_headless_runs_mount_only_the_screens_shown(workspace: Workspace) -> None:
+    app = make_app(workspace, probe=Accelerator)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for_workers(pilot)
+        assert list(app.mode_screens()) == ["data"]
+        await pilot.press("f4")
+        assert list(app.mode_screens()) == ["data", "chat"]
+
+
+async def test_footer_keeps_its_keys_on_a_return_and_follows_focus(workspace: Workspace) -> None:
+    app = make_app(workspace, probe=Accelerator)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4", "tab")  # into the prompt: digits type, they switch no screen
+        await wait_for_workers(pilot)
+        typing = footer_keys(app)
+        assert "1" not in [key.key for key in typing] and "ctrl+o" in [key.key for key in typing]
+        await pilot.press("f2")
+        await wait_for_workers(pilot)
+        assert "1" in [key.key for key in footer_keys(app)]
+        await pilot.press("f4")
+        await wait_for_workers(pilot)
+        assert footer_keys(app) == typing  # the same widgets: nothing was rebuilt
+        await pilot.press("shift+tab")  # back to the transcript, where digits switch screens
+        await wait_for_workers(pilot)
+        assert "1" in [key.key for key in footer_keys(app)]
+
+
+async def test_a_theme_changed_meanwhile_restyles_a_screen_on_its_return(
+    workspace: Workspace,
+) -> None:
+    app = make_app(workspace, probe=Accelerator)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f3", "f2")
+        await wait_for_workers(pilot)
+        before = app.screen.query_one("#header").styles.background
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await pilot.pause()
+        on_data = app.screen.query_one("#header").styles.background
+        assert on_data != before
+        await pilot.press("f3")
+        await pilot.pause()
+        assert isinstance(app.screen, TrainScreen)
+        assert app.screen.query_one("#header").styles.background == on_data
+
+
+async def test_quitting_while_screens_are_prepared_waits_for_the_one_mounting(
+    workspace: Workspace,
+) -> None:
+    messages: list[Message] = []
+    app = make_app(workspace, probe=Accelerator, warm_up=True)
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await pilot.press("ctrl+q")  # at once, while the first screens are being prepared
+    assert app.return_code == 0  # no screen failed in a half-torn-down mount
+    assert not any(isinstance(m, WorkbenchApp.ScreensPrepared) for m in messages)
