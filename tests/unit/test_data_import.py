@@ -181,5 +181,17 @@ def test_captured_examples_first_do_not_block_the_sample_import(sample_workspace
     assert pending_imports(workspace) == [], "deleting every example must not import again"
 
 
+def test_accepted_candidates_are_data_of_their_own(sample_workspace: Path) -> None:
+    """A workspace whose data came from a capture, reviewed and accepted, imports nothing more."""
+    workspace = open_workspace(sample_workspace)
+    captured = {
+        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    }
+    with open_store(workspace) as store:
+        ids = store.add_examples([captured], tags=["captured"], flag="needs-review")
+        store.set_flag(ids, "ok")
+    assert pending_imports(workspace) == []
+
+
 def test_an_empty_workspace_has_nothing_pending(workspace: Workspace) -> None:
     assert pending_imports(workspace) == []

@@ -807,15 +807,11 @@ class ExampleStore:
             return int(self._db.execute("SELECT count(*) FROM examples").fetchone()[0])
 
     def holds_more_than_candidates(self) -> bool:
-        """Whether the database ever held an example (deleted ones included) that did not come
-        from a capture or synthesis (tagged one of CANDIDATE_TAGS), or a quarantined line."""
-        marks = ", ".join("?" for _ in CANDIDATE_TAGS)
-        other = (
-            "SELECT 1 FROM examples WHERE id NOT IN"
-            f" (SELECT example_id FROM tags WHERE tag IN ({marks})) LIMIT 1"
-        )
+        """Whether the database ever held an example (deleted ones included) other than a
+        candidate waiting for review (one accepted counts), or a quarantined line."""
         with self._lock:
-            if self._db.execute(other, CANDIDATE_TAGS).fetchone():
+            other = f"SELECT 1 FROM examples WHERE NOT {_CANDIDATE_SQL} LIMIT 1"
+            if self._db.execute(other).fetchone():
                 return True
             return bool(self._db.execute("SELECT 1 FROM quarantine LIMIT 1").fetchone())
 
