@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from workbench.jobs import JobStatus, read_status, write_status
-from workbench.train.events import Finished, Step
+from workbench.train.events import Finished, Started, Step
 from workbench.train.runner import _handle_signals, _Writer
 
 
@@ -59,3 +59,25 @@ def test_a_signal_after_the_last_event_leaves_the_final_state(
     signal.raise_signal(signal.SIGTERM)
     signal.raise_signal(signal.SIGHUP)  # ignored: the process is still here to check
     assert cancel.is_set() and state(run_writer) == "finished"
+
+
+def test_a_stop_before_training_begins_is_not_reported_as_running(
+    writer: tuple[_Writer, threading.Event],
+) -> None:
+    """SIGTERM while the model loads: the `started` event that follows keeps `stopping`."""
+    run_writer, cancel = writer
+    signal.raise_signal(signal.SIGTERM)
+    assert cancel.is_set() and state(run_writer) == "stopping"
+    started = Started(
+        backend="hf",
+        base_model="demo",
+        device="cpu",
+        total_steps=4,
+        train_examples=8,
+        val_examples=2,
+        train_tokens=100,
+    )
+    run_writer.write(started)
+    assert state(run_writer) == "stopping"
+    run_writer.write(Finished(state="stopped", reason="stopped", step=0, total_steps=4))
+    assert state(run_writer) == "stopped"

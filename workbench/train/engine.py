@@ -234,8 +234,9 @@ def _fit(
         training_arguments,
     )
 
-    sampler = gpu_util_sampler()
     config, history = job.config, job.history
+    args = training_arguments(config, job.output_dir, job.backend)
+    sampler = gpu_util_sampler(args.device)  # this rank's device, also under accelerate
     best = history.best
     state.best = (best.eval_loss, best.step) if best else None
     emit(Phase("preparing the trainer"))
@@ -252,7 +253,6 @@ def _fit(
         evals_since_best=_evals_since_best(history),
         gpu_util=lambda: sampler.latest,
     )
-    args = training_arguments(config, job.output_dir, job.backend)
     trainer = build_trainer(
         loaded.model, loaded.tokenizer, train_split.records(), val_split.records(), args, callback
     )

@@ -131,6 +131,7 @@ class _Writer:
         self._last_status = 0.0
         self._busy = 0
         self._stop_pending = False
+        self._stop_recorded = False
         self._ended = False
 
     def write(self, event: TrainEvent) -> None:
@@ -153,6 +154,8 @@ class _Writer:
     def status(self, **changes: object) -> None:
         if not self.enabled:
             return
+        if self._stop_recorded and changes.get("state") == "running":
+            del changes["state"]  # a run asked to stop stays `stopping` until it has ended
         with self._writing():
             self._last_status = time.monotonic()
             with contextlib.suppress(FileNotFoundError):
@@ -164,6 +167,7 @@ class _Writer:
             self._stop_pending = True
         elif not self._ended:
             self.status(state="stopping", message="stopping: saving a checkpoint")
+            self._stop_recorded = True
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import threading
 import time
@@ -327,10 +328,15 @@ def _gpu_memory_gib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
 
-def gpu_util_sampler() -> GpuUtilSampler:
-    """A sampler of the GPU this process trains on; without CUDA it reads nothing (None)."""
-    if not torch.cuda.is_available():
+def gpu_util_sampler(device: Any = None) -> GpuUtilSampler:
+    """A sampler of the GPU this process trains on (`device`: the trainer's, which under
+    `accelerate launch` is this rank's); without CUDA, or on a rank other than 0, which logs
+    nothing, it reads nothing (None)."""
+    if not torch.cuda.is_available() or os.environ.get("RANK", "0") != "0":
         return GpuUtilSampler(None)
+    given = torch.device(device) if device is not None else None
     index = torch.cuda.current_device()
+    if given is not None and given.type == "cuda" and given.index is not None:
+        index = given.index
     uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
     return GpuUtilSampler(gpu_selector(index, str(uuid) if uuid is not None else None))
