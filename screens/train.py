@@ -34,6 +34,7 @@ from workbench.export.events import ExportProgress
 from workbench.jobs import EventTail, observed_status
 from workbench.train.events import RunHistory
 from workbench.train.runs import (
+    ReadMark,
     RunCache,
     RunRefused,
     RunSummary,
@@ -132,6 +133,9 @@ when you close the app or lose SSH; reopening shows them live with their whole h
         history: RunHistory
         lines: list[Text]
         first: bool
+        """The lines replace the log (the run was never shown, or its log was rewritten)."""
+        follower: int
+        """Which follower posted it: only the latest one's messages are shown."""
 
     @dataclass
     class RunChanged(Message):
@@ -170,6 +174,8 @@ when you close the app or lose SSH; reopening shows them live with their whole h
         self.cache = RunCache()
         """Every run's folded history: a refresh or a pick reads only new events."""
         self.export_dir: Path | None = None
+        self.following = 0
+        """The number of the latest follower started (one per run picked)."""
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="train-body"):
@@ -244,10 +250,11 @@ when you close the app or lose SSH; reopening shows them live with their whole h
         run_dir = self.runs[run_id].dir
         seen = self.cache.peek(run_dir, wait=False)
         if seen is not None:
-            live.show_run(self.runs[run_id], seen[0], log_lines(seen[1][-LOG_ON_PICK:]))
+            live.show_run(self.runs[run_id], seen.history, log_lines(seen.records[-LOG_ON_PICK:]))
         else:
             live.summary = self.runs[run_id]
-        self.follow(run_dir, seen is None)
+        self.following += 1
+        self.follow(run_dir, seen.mark if seen is not None else None, self.following)
 
     # --- following the selected run --------------------------------------------------------------
 
@@ -258,24 +265,25 @@ when you close the app or lose SSH; reopening shows them live with their whole h
         group="train-follow",
         description="follow run",
     )
-    def follow(self, run_dir: Path, first: bool) -> None:
-        """Post each batch of new events (with the whole history first when `first`: the run
-        was never read), until another run is picked. Only new bytes of the log are read."""
+    def follow(self, run_dir: Path, mark: ReadMark | None, follower: int) -> None:
+        """Post every record after `mark` exactly once (the whole kept tail first when `mark` is
+        None: the run was never shown), until another run is picked. Records a list refresh
+        read first are posted too; only new bytes of the log are read, by whoever comes first."""
         worker = get_current_worker()
         while not worker.is_cancelled:
-            records = self.cache.update(run_dir)
-            if records or first:
-                seen = self.cache.peek(run_dir)
-                history, recent = seen if seen is not None else (RunHistory(), [])
-                lines = log_lines((recent if first else records)[-LOG_ON_PICK:])
-                self.post_message(self.RunFollowed(run_dir.name, history, lines, first))
-                first = False
+            if (read := self.cache.since(run_dir, mark)) is not None:
+                records = read.records[-LOG_ON_PICK:] if read.restarted else read.records
+                message = self.RunFollowed(
+                    run_dir.name, read.history, log_lines(records), read.restarted, follower
+                )
+                self.post_message(message)
+                mark = read.mark
             time.sleep(POLL_S)
 
     @on(RunFollowed)
     def run_followed(self, message: RunFollowed) -> None:
-        if message.run_id != self.selected:
-            return
+        if message.follower != self.following or message.run_id != self.selected:
+            return  # posted before another run was picked
         live = self.query_one(RunLive)
         live.history = message.history
         if message.run_id in self.runs and live.summary is not self.runs[message.run_id]:
@@ -374,7 +382,7 @@ when you close the app or lose SSH; reopening shows them live with their whole h
     )
     def checkpoints_job(self, run_dir: Path) -> None:
         seen = self.cache.peek(run_dir)
-        choices = checkpoint_choices(run_dir, seen[0] if seen is not None else None)
+        choices = checkpoint_choices(run_dir, seen.history if seen is not None else None)
         self.post_message(self.CheckpointsListed(run_dir, choices))
 
     @on(CheckpointsListed)

@@ -9,13 +9,14 @@ SSH stops nothing; everything here only reads and writes those files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import sys
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -410,6 +411,10 @@ def find_run(workspace: Workspace, run_id: str) -> Path:
 KEEP_RECORDS = 400
 """Raw events kept per run for the log tail a screen shows when the run is picked."""
 
+_readings = itertools.count(1)
+"""Numbers each reading of a log from its start, so a mark from an earlier reading (a log since
+rewritten, an entry since pruned) is never taken for a place in the current one."""
+
 
 def copy_history(history: RunHistory) -> RunHistory:
     """A copy another thread can read while the cache keeps folding into the original."""
@@ -423,6 +428,30 @@ def copy_history(history: RunHistory) -> RunHistory:
     )
 
 
+@dataclass(frozen=True)
+class ReadMark:
+    """Where a reader of one run's records stands: which reading of the log, how many records.
+
+    Whoever reads the file (a list refresh, a follower), a follower holding a mark is handed
+    every record after it exactly once.
+    """
+
+    reading: int
+    count: int
+
+
+@dataclass(frozen=True)
+class RunRecords:
+    """A run's history and the records a reader has not had yet, as of `mark`."""
+
+    history: RunHistory
+    records: list[dict[str, Any]]
+    mark: ReadMark
+    restarted: bool
+    """The records do not continue what the reader had (never read, log rewritten, or more
+    appended than are kept): they are the last KEEP_RECORDS, to be shown from scratch."""
+
+
 @dataclass
 class FollowedRun:
     """One run as read so far: where its log reader stopped, what it folded, its last events."""
@@ -430,10 +459,37 @@ class FollowedRun:
     tail: EventTail
     history: RunHistory = field(default_factory=RunHistory)
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=KEEP_RECORDS))
+    reading: int = field(default_factory=lambda: next(_readings))
+    count: int = 0
+    """Records folded in this reading: `recent` holds the last of them."""
     files: RunFiles | None = None
     summary: RunSummary | None = None
     summary_key: tuple[Any, ...] = ()
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def mark(self) -> ReadMark:
+        return ReadMark(self.reading, self.count)
+
+    def restart(self, run_dir: Path) -> None:
+        """The log was rewritten: forget it all and read it again from its start."""
+        self.tail, self.history, self.summary_key = EventTail(run_dir), RunHistory(), ()
+        self.recent.clear()
+        self.reading, self.count = next(_readings), 0
+
+    def records_after(self, mark: ReadMark | None) -> RunRecords | None:
+        """The records after `mark` (all kept ones if they do not continue it); None if none."""
+        if mark == self.mark:
+            return None
+        first_kept = self.count - len(self.recent)
+        if (
+            mark is None
+            or mark.reading != self.reading
+            or not first_kept <= mark.count <= self.count
+        ):
+            return RunRecords(copy_history(self.history), list(self.recent), self.mark, True)
+        new = list(itertools.islice(self.recent, mark.count - first_kept, None))
+        return RunRecords(copy_history(self.history), new, self.mark, False)
 
 
 class RunCache:
@@ -441,8 +497,11 @@ class RunCache:
 
     A screen that lists runs every few seconds and switches between them would otherwise replay
     whole logs (thousands of events each) on every refresh and every key press. Here each byte
-    of a log is parsed once; a summary is rebuilt only when the run's log or status changed.
-    A log that shrank (rewritten) is read again from its start. Safe to share between threads.
+    of a log is parsed once, by whichever thread asks first; a summary is rebuilt only when the
+    run's log or status changed, and a follower asks for the records after its `ReadMark`, so
+    it misses none that a list refresh read. A log that shrank (rewritten) is read again from
+    its start. Runs whose directories are gone are dropped at the next listing. Safe to share
+    between threads.
     """
 
     def __init__(self) -> None:
@@ -455,27 +514,39 @@ class RunCache:
                 found = self._runs[run_dir] = FollowedRun(EventTail(run_dir))
             return found
 
-    def update(self, run_dir: Path) -> list[dict[str, Any]]:
-        """Fold in the events appended since the last call; return them."""
+    def prune(self, keep: Iterable[Path]) -> None:
+        """Forget every run not in `keep` (their directories were deleted)."""
+        wanted = set(keep)
+        with self._lock:
+            for run_dir in [path for path in self._runs if path not in wanted]:
+                del self._runs[run_dir]
+
+    def update(self, run_dir: Path) -> None:
+        """Fold in the events appended since the file was last read (by anyone)."""
         run = self.entry(run_dir)
         with run.lock:
-            return self._update(run_dir, run)
+            self._update(run_dir, run)
 
-    def _update(self, run_dir: Path, run: FollowedRun) -> list[dict[str, Any]]:
+    def _update(self, run_dir: Path, run: FollowedRun) -> None:
         size = _size(run_dir / EVENTS_FILE)
-        if size < run.tail.offset:  # rewritten: start over
-            run.tail, run.history, run.summary_key = EventTail(run_dir), RunHistory(), ()
-            run.recent.clear()
+        if size < run.tail.offset:
+            run.restart(run_dir)
         if size == run.tail.offset:
-            return []
+            return
         records = run.tail.read_new()
         run.history.add_dicts(records)
         run.recent.extend(records)
-        return records
+        run.count += len(records)
 
-    def peek(
-        self, run_dir: Path, wait: bool = True
-    ) -> tuple[RunHistory, list[dict[str, Any]]] | None:
+    def since(self, run_dir: Path, mark: ReadMark | None) -> RunRecords | None:
+        """Read what was appended, then return the records after `mark` (None: the run was
+        never shown) with the history; None when the reader already has them all."""
+        run = self.entry(run_dir)
+        with run.lock:
+            self._update(run_dir, run)
+            return run.records_after(mark)
+
+    def peek(self, run_dir: Path, wait: bool = True) -> RunRecords | None:
         """What was read of the run so far (no file is touched), or None if never read.
 
         `wait=False` (the UI thread) also answers None while another thread is folding the
@@ -488,7 +559,7 @@ class RunCache:
         try:
             if run.tail.offset == 0 and run.summary is None:
                 return None
-            return copy_history(run.history), list(run.recent)
+            return run.records_after(None)
         finally:
             run.lock.release()
 
@@ -496,7 +567,7 @@ class RunCache:
         """The run's whole history, brought up to date (only new events are read)."""
         self.update(run_dir)
         seen = self.peek(run_dir)
-        return seen[0] if seen is not None else RunHistory()
+        return seen.history if seen is not None else RunHistory()
 
     def summary(self, run_dir: Path) -> RunSummary:
         """The run's summary, rebuilt only when its log or `status.json` changed."""
@@ -512,8 +583,11 @@ class RunCache:
             return run.summary
 
     def list_runs(self, workspace: Workspace) -> list[RunSummary]:
-        """Summaries of every run, oldest first (as `list_runs`, reading only what changed)."""
-        return [self.summary(path) for path in run_dirs(workspace)]
+        """Summaries of every run, oldest first (as `list_runs`, reading only what changed);
+        runs deleted since the last listing are forgotten."""
+        paths = run_dirs(workspace)
+        self.prune(paths)
+        return [self.summary(path) for path in paths]
 
 
 def _size(path: Path) -> int:
