@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from rich.markup import escape
@@ -21,18 +20,6 @@ OOM_ADVICE = (
     "Try a smaller train.batch_size (raise gradient_accumulation_steps to keep the effective "
     "batch), a shorter train.max_seq_length, or train.load_in_4bit = true; then press n."
 )
-
-
-def snapshot(history: RunHistory) -> RunHistory:
-    """A copy a thread can keep adding to while the UI reads this one."""
-    return replace(
-        history,
-        steps=list(history.steps),
-        evals=list(history.evals),
-        checkpoints=list(history.checkpoints),
-        warnings=list(history.warnings),
-        errors=list(history.errors),
-    )
 
 
 def log_lines(records: Sequence[Mapping[str, Any]]) -> list[Text]:
