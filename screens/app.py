@@ -45,6 +45,7 @@ class WorkbenchApp(App[None]):
     }
     DEFAULT_MODE = "data"
     COMMANDS = App.COMMANDS | {WorkbenchCommands}
+    # 1-4 are not in the footer: the header shows them as the screens' tabs.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "1",
@@ -52,6 +53,7 @@ class WorkbenchApp(App[None]):
             "Data",
             id="go.data",
             tooltip="Import, browse, fix and split the training examples",
+            show=False,
         ),
         Binding(
             "2",
@@ -59,9 +61,15 @@ class WorkbenchApp(App[None]):
             "Train",
             id="go.train",
             tooltip="Configure, start and watch training runs",
+            show=False,
         ),
         Binding(
-            "3", "show('chat')", "Chat", id="go.chat", tooltip="Chat with an exported GGUF model"
+            "3",
+            "show('chat')",
+            "Chat",
+            id="go.chat",
+            tooltip="Chat with an exported GGUF model",
+            show=False,
         ),
         Binding(
             "4",
@@ -69,6 +77,7 @@ class WorkbenchApp(App[None]):
             "Eval",
             id="go.eval",
             tooltip="Judge the model against the old pipeline",
+            show=False,
         ),
         # F2-F5 switch screens even while typing in a text field (digits go to the field).
         *(

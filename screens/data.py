@@ -71,6 +71,8 @@ FLAG_CHOICES: list[tuple[str, Flag]] = [
     ("bad (left out of training)", "bad"),
 ]
 SPLIT_CHOICES: list[tuple[str, Split]] = [(split, split) for split in SPLITS]
+WAITING_EVERY_S = 3.0
+"""How often the shown screen counts the candidates waiting (a capture proxy adds them)."""
 
 EMPTY_TEXT = """\
 [b]No examples yet.[/b]
@@ -428,6 +430,8 @@ a restart.
         """Candidates waiting for review were counted (captures and synth jobs add them)."""
 
         waiting: int
+        added: int
+        """Every example ever added (deleted ones included): a rise means new rows."""
 
     @dataclass
     class JobProgressed(Message):
@@ -477,6 +481,8 @@ a restart.
         self.ready = False
         """True once the store validates changes; changes wait until then."""
         self._jobs: deque[tuple[Job, str]] = deque()
+        self._added: int | None = None
+        """The last `CandidatesCounted.added` (None before the first count)."""
         self._cancel = threading.Event()
         self._stats_cancel = threading.Event()
 
@@ -500,13 +506,22 @@ a restart.
         progress = self.query_one("#data-job-progress", ProgressBar)
         progress.data_bind(progress=DataScreen.job_done, total=DataScreen.job_total)
         self.open_store(self.workbench.workspace)
+        self._watch = self.set_interval(WAITING_EVERY_S, self._recount_waiting)
 
     def on_screen_resume(self) -> None:
-        """Coming back from another screen: show what Chat or Eval may have added meanwhile."""
-        if self.store is not None and not self.job_running:
+        """Coming back from another screen (the review queue, Chat, Eval): show what they
+        changed or added meanwhile (a running job reloads the table when it ends)."""
+        self._watch.resume()
+        if self.store is None:
+            return
+        if not self.job_running:
             self._reload()
-        if self.store is not None:
-            self.count_waiting(self.store)
+        self.refresh_counts(self.store)
+        self.count_waiting(self.store)
+
+    def on_screen_suspend(self) -> None:
+        """Hidden: nobody reads the waiting count; it is recounted on the way back."""
+        self._watch.pause()
 
     def on_unmount(self) -> None:
         if self.store is not None:
@@ -849,11 +864,22 @@ a restart.
         description="count the candidates waiting",
     )
     def count_waiting(self, store: ExampleStore) -> None:
-        self.post_message(self.CandidatesCounted(sum(review.count_candidates(store).values())))
+        waiting = sum(review.count_candidates(store).values())
+        self.post_message(self.CandidatesCounted(waiting, store.count_all()))
+
+    def _recount_waiting(self) -> None:
+        """Every few seconds while shown: a capture proxy may have stored candidates."""
+        if self.store is not None:
+            self.count_waiting(self.store)
 
     @on(CandidatesCounted)
     def candidates_counted(self, message: CandidatesCounted) -> None:
+        arrived = self._added is not None and message.added > self._added
+        self._added = message.added
         self.waiting = message.waiting
+        if arrived and self.store is not None and not self.job_running:
+            self.refresh_counts(self.store)  # the new rows are in the store: show them
+            self._reload()
 
     def watch_waiting(self) -> None:
         self._describe()
@@ -864,16 +890,9 @@ a restart.
             self.notify("Still opening the workspace…", timeout=2)
             return
         screen = ReviewScreen(self.store, self.workspace)
-        self.app.push_screen(screen, self._reviewed)
+        self.app.push_screen(screen)  # back from it, on_screen_resume shows what it changed
         if generate:
             screen.call_after_refresh(screen.action_generate)
-
-    def _reviewed(self, _: None = None) -> None:
-        """Back from the review queue: accepted and rejected candidates changed the counts."""
-        if self.store is not None:
-            self.refresh_counts(self.store)
-            self.count_waiting(self.store)
-            self._reload()
 
     # --- bulk: every example the query selects --------------------------------------------
 

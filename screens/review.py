@@ -3,9 +3,11 @@
 Pushed over the Data screen (r). The list is an `ExamplesTable` over one store query
 (`review.review_query`), so 100,000 candidates page in from the store like the Data table.
 Accepting, editing and rejecting are ordinary store changes, run one after another in a
-thread, so `u` undoes them. `g` starts a detached synth job (`launch.start_synth`); a worker
-tails its `events.jsonl`, the bar follows the examples it adds, and the list reloads as they
-arrive. Leaving the screen stops nothing: the job is its own process.
+thread; the screen remembers the actions they record, so `u` undoes those and never a newer
+one of a capture proxy or synth job writing to the same database. `g` starts a detached synth
+job (`launch.start_synth`); a worker tails its `events.jsonl`, the bar follows the examples it
+adds, and the list reloads as they arrive. Leaving the screen stops nothing: the job is its
+own process.
 """
 
 from __future__ import annotations
@@ -42,12 +44,26 @@ from screens.widgets.examples_table import ExamplesTable
 from screens.widgets.header import WorkbenchHeader
 from workbench.collect import launch, review
 from workbench.collect.review import Origin
-from workbench.data.store import Example, ExampleStore, Query, StoreError
+from workbench.data.store import Example, ExampleStore, StoreError
 from workbench.jobs import EventTail, observed_status
 from workbench.workspace import Workspace
 
-Change = Callable[[ExampleStore], str]
-"""A change to the store, run in a thread; returns what to tell the user."""
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a change did: what to tell the user, and the store action it recorded or undid
+    (so the screen knows which actions are its own)."""
+
+    note: str
+    recorded: int | None = None
+    undone: int | None = None
+    refused: bool = False
+    """Nothing was changed on purpose (a warning, not an error)."""
+
+
+Change = Callable[[ExampleStore, frozenset[int]], Outcome]
+"""A change to the store, run in a thread. It gets the screen's own actions as they stand
+when it starts (an undo takes only one of those)."""
 
 FILTERS: tuple[Origin | None, ...] = (None, "captured", "synthetic")
 FILTER_NAMES: dict[Origin | None, str] = {
@@ -56,9 +72,9 @@ FILTER_NAMES: dict[Origin | None, str] = {
     "synthetic": "synthetic only",
 }
 POLL_S = 0.25
+"""How often the follower looks at the synth job's event log."""
 WATCH_EVERY_S = 2.0
 """How often the screen counts the waiting examples, to show what a capture proxy adds."""
-"""How often the follower looks at the synth job's event log."""
 SEEDS = 8
 """At most this many seed examples (as `workbench synth --seeds`)."""
 
@@ -140,7 +156,8 @@ model, time, tag or topic, latency, tokens and cost.
 
 - **a** accepts it (it becomes a normal example), **e** edits its messages (it stays in the
   queue until accepted), **d** rejects it (deleted; a rejected synthetic example is not
-  generated again), **u** undoes the last of these
+  generated again), **u** undoes the last of these (never a newer change that a capture or
+  a synth job made meanwhile: undo that on the Data screen)
 - **A** accepts every candidate shown, **f** shows all / captured only / synthetic only
 - **g** generates more with Claude (a background job: **s** stops it, leaving this screen
   does not)
@@ -164,7 +181,13 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
             id="review.reject",
             tooltip="Reject the candidate: delete it (u undoes)",
         ),
-        Binding("u", "undo", "Undo", id="review.undo", tooltip="Undo the last change"),
+        Binding(
+            "u",
+            "undo",
+            "Undo",
+            id="review.undo",
+            tooltip="Undo this screen's last change (not a newer one of another job)",
+        ),
         Binding(
             "A",
             "accept_all",
@@ -216,6 +239,9 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
     class Counted(Message):
         counts: dict[Origin, int]
         waiting: int
+        added: int
+        """Every example ever added (deleted ones included): it only grows, so a rise means
+        arrivals, even when a reject in the same moment kept `waiting` level."""
 
     @dataclass
     class CandidateLoaded(Message):
@@ -223,7 +249,14 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
 
     @dataclass
     class CandidatesChanged(Message):
-        note: str
+        outcome: Outcome
+
+    @dataclass
+    class ShownListed(Message):
+        """The ids the list shows, read before "accept all" asks: exactly those are accepted."""
+
+        origin: Origin | None
+        ids: tuple[int, ...]
 
     @dataclass
     class ChangeFailed(Message):
@@ -270,10 +303,15 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
         self.workspace = workspace
         self._changes: deque[tuple[Change, str]] = deque()
         self._busy = False
+        self._actions: list[int] = []
+        """The store actions this screen's changes recorded and did not undo, oldest first."""
+        self._close_pending = False
+        """Esc was pressed while changes were queued: close once they are saved."""
         self._follow_cancel = threading.Event()
         self._last_request = SynthRequest()
         self._reload_pending = False
-        self._counted_once = False
+        self._added: int | None = None
+        """The last `Counted.added` (None before the first count)."""
         self._plan = (0, 0)
         """The followed job's count and planned calls (from its `started` event)."""
 
@@ -349,12 +387,13 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
     )
     def count(self) -> None:
         counts = review.count_candidates(self.store)
-        self.post_message(self.Counted(counts, self.store.count(review.review_query(None))))
+        waiting = self.store.count(review.review_query(None))
+        self.post_message(self.Counted(counts, waiting, self.store.count_all()))
 
     @on(Counted)
     def counted(self, message: Counted) -> None:
-        arrived = message.waiting > self.waiting and self._counted_once
-        self._counted_once = True
+        arrived = self._added is not None and message.added > self._added
+        self._added = message.added
         self.counts = message.counts
         self.waiting = message.waiting
         self._describe()
@@ -406,7 +445,7 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
             return
         change, failure = self._changes.popleft()
         self._busy = True
-        self.run_change(change, failure)
+        self.run_change(change, failure, frozenset(self._actions))
 
     @work(
         thread=True,
@@ -415,17 +454,24 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
         group="review-change",
         description="change the candidates",
     )
-    def run_change(self, change: Change, failure: str) -> None:
+    def run_change(self, change: Change, failure: str, ours: frozenset[int]) -> None:
         try:
-            note = change(self.store)
+            outcome = change(self.store, ours)
         except (StoreError, sqlite3.Error) as exc:
             self.post_message(self.ChangeFailed(f"{failure}: {exc}"))
             return
-        self.post_message(self.CandidatesChanged(note))
+        self.post_message(self.CandidatesChanged(outcome))
 
     @on(CandidatesChanged)
     def candidates_changed(self, message: CandidatesChanged) -> None:
-        self.notify(message.note, timeout=5)
+        outcome = message.outcome
+        if outcome.recorded is not None:
+            self._actions.append(outcome.recorded)
+        if outcome.undone in self._actions:
+            self._actions.remove(outcome.undone)
+        if outcome.note:
+            severity = "warning" if outcome.refused else "information"
+            self.notify(outcome.note, severity=severity, timeout=10 if outcome.refused else 5)
         self.reload()
         self._change_done()
 
@@ -436,13 +482,34 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
-        """A change that crashed (the app reports it) must not block the ones after it."""
-        if event.worker.group == "review-change" and event.state is WorkerState.ERROR:
+        """A change that crashed (the app reports it) must not block the ones after it; a
+        generation whose start or follower crashed is no longer followed (`g` works again)."""
+        if event.state is not WorkerState.ERROR:
+            return
+        group = event.worker.group
+        if group == "review-change":
             self._change_done()
+        elif group in GENERATION_GROUPS:
+            self._lost_generation(GENERATION_GROUPS[group], event.worker.error)
+
+    def _lost_generation(self, what: str, error: BaseException | None) -> None:
+        job_id, self.job_id = self.job_id, ""
+        self._follow_cancel.set()
+        self.job_label = ""
+        self.query_one("#review-job").display = False
+        running = f" Job {job_id} may still run: `workbench synth` shows it." if job_id else ""
+        self.notify(
+            f"Could not {what}: {error}.{running}",
+            title="Generation",
+            severity="error",
+            timeout=15,
+        )
 
     def _change_done(self) -> None:
         self._busy = False
         self._next_change()
+        if self._close_pending and not self._busy:
+            self._leave()
 
     def _row_id(self) -> int | None:
         row = self.table.current_row if self.shown else None
@@ -460,7 +527,7 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
             self.apply(partial(_reject, [example_id]), f"Could not reject #{example_id}")
 
     def action_undo(self) -> None:
-        self.apply(_undo, "Could not undo")
+        self.apply(_undo_ours, "Could not undo")
 
     def action_edit(self) -> None:
         example_id = self._row_id()
@@ -474,26 +541,57 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
     def _edited(self, example: Example | None) -> None:
         if example is not None:
             self.notify(f"Saved #{example.id}; it still waits: a accepts it. u undoes.", timeout=5)
-            self.reload()
+            failure = f"Could not look up the edit of #{example.id}"
+            self.apply(partial(_remember_edit, example.id), failure)
 
     def action_accept_all(self) -> None:
-        count, query = self.shown or 0, review.review_query(self.origin)
-        if not count:
+        if not self.shown:
             self.notify("Nothing to accept: no candidate is shown.", timeout=3)
             return
-        noun = "candidate" if count == 1 else "candidates"
+        self.list_shown(self.origin)
+
+    @work(
+        thread=True,
+        exclusive=True,
+        exit_on_error=False,
+        group="review-accept-all",
+        description="list the candidates shown",
+    )
+    def list_shown(self, origin: Origin | None) -> None:
+        ids = tuple(self.store.ids(review.review_query(origin)))
+        self.post_message(self.ShownListed(origin, ids))
+
+    @on(ShownListed)
+    def shown_listed(self, message: ShownListed) -> None:
+        """Ask about exactly these ids: ones that arrive while the dialog is open stay."""
+        ids = list(message.ids)
+        if message.origin != self.origin or self._close_pending:
+            return
+        if not ids:
+            self.notify("Nothing to accept: no candidate waits any more.", timeout=3)
+            return
+        noun = "candidate" if len(ids) == 1 else "candidates"
         question = (
-            f"Accept all {count:,} {noun} shown ({FILTER_NAMES[self.origin]})? They become"
-            " normal examples. u undoes it as one step."
+            f"Accept all {len(ids):,} {noun} shown ({FILTER_NAMES[message.origin]})? They"
+            " become normal examples. u undoes it as one step."
         )
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self.apply(partial(_accept_query, query), "Could not accept them")
+                self.apply(partial(_accept_listed, ids), "Could not accept them")
 
         self.app.push_screen(ConfirmScreen(question, "Accept all"), confirmed)
 
     def action_close(self) -> None:
+        """Back to the Data screen, once every change asked for is saved (none is dropped)."""
+        if self._busy or self._changes:
+            pending = len(self._changes) + int(self._busy)
+            self._close_pending = True
+            self.notify(f"Saving {pending} change{'' if pending == 1 else 's'}…", timeout=3)
+            return
+        self._leave()
+
+    def _leave(self) -> None:
         if self.job_id:
             self.notify("The generation goes on in the background; r comes back to it.")
         self.dismiss(None)
@@ -701,7 +799,7 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
                 ("edit candidate", "Edit its messages (e)", self.action_edit),
                 ("reject candidate", "Delete it; u undoes (d)", self.action_reject),
                 ("accept all shown", "Accept every candidate shown (A)", self.action_accept_all),
-                ("undo", "Undo the last change (u)", self.action_undo),
+                ("undo", "Undo this screen's last change (u)", self.action_undo),
                 ("filter", "All / captured / synthetic (f)", self.action_filter),
                 ("generate synthetic examples", "Claude writes more (g)", self.action_generate),
                 ("stop generating", "Stop the running generation (s)", self.action_stop),
@@ -726,29 +824,75 @@ From a shell: `workbench review list`, `workbench synth`, `workbench capture`.
         self.query_one("#review-job-label", Label).update(escape(label))
 
 
+GENERATION_GROUPS = {
+    "review-synth-start": "start the generation",
+    "review-follow": "follow the generation",
+}
+"""The generation's workers, and what the user is told could not be done when one crashes."""
+
+
 # --- changes: run in a thread by `ReviewScreen.run_change` ---------------------------------
 
 
-def _accept(ids: list[int], store: ExampleStore) -> str:
-    changed = review.accept(store, ids)
-    if not changed:
-        return "Nothing to accept: it was accepted already."
-    return f"Accepted #{ids[0]}: a normal example now. u undoes."
+def _action_of(store: ExampleStore, example_id: int) -> int | None:
+    """The action a change just recorded on this example (found by the example, not as the
+    newest action: another process may have written one since)."""
+    found = store.last_action(example_id)
+    return found[0] if found else None
 
 
-def _accept_query(query: Query, store: ExampleStore) -> str:
-    changed = review.accept(store, store.ids(query))
-    return f"Accepted {changed:,} example{'' if changed == 1 else 's'}. u undoes."
+def _accept(ids: list[int], store: ExampleStore, ours: frozenset[int]) -> Outcome:
+    if not review.accept(store, ids):
+        return Outcome("Nothing to accept: it was accepted already.")
+    note = f"Accepted #{ids[0]}: a normal example now. u undoes."
+    return Outcome(note, recorded=_action_of(store, ids[0]))
 
 
-def _reject(ids: list[int], store: ExampleStore) -> str:
-    changed = review.reject(store, ids)
-    return f"Rejected #{ids[0]} (deleted). u undoes." if changed else "Nothing to reject."
+def _accept_listed(ids: list[int], store: ExampleStore, ours: frozenset[int]) -> Outcome:
+    """Accept the ids the user was asked about that still wait (one rejected meanwhile stays
+    rejected)."""
+    waiting = set(store.ids(review.review_query(None)))
+    still = [example_id for example_id in ids if example_id in waiting]
+    changed = review.accept(store, still)
+    note = f"Accepted {changed:,} example{'' if changed == 1 else 's'}. u undoes."
+    return Outcome(note, recorded=_action_of(store, still[0]) if changed else None)
 
 
-def _undo(store: ExampleStore) -> str:
-    label = store.undo()
-    return f"Undone: {label}." if label else "Nothing to undo."
+def _reject(ids: list[int], store: ExampleStore, ours: frozenset[int]) -> Outcome:
+    if not review.reject(store, ids):
+        return Outcome("Nothing to reject.")
+    note = f"Rejected #{ids[0]} (deleted). u undoes."
+    return Outcome(note, recorded=_action_of(store, ids[0]))
+
+
+def _remember_edit(example_id: int, store: ExampleStore, ours: frozenset[int]) -> Outcome:
+    """The editor saved the example itself: note its action as ours, so u undoes the edit."""
+    found = store.last_action(example_id)
+    mine = found is not None and found[1] == f"edit example {example_id}"
+    return Outcome("", recorded=found[0] if found and mine else None)
+
+
+def _undo_ours(store: ExampleStore, ours: frozenset[int]) -> Outcome:
+    """Undo the newest action only if this screen recorded it: a capture proxy or synth job
+    may have written a newer one (its candidates must not vanish for an `a` then `u`)."""
+    newest = store.last_action()
+    if newest is None:
+        return Outcome("Nothing to undo.")
+    action, label = newest
+    if action not in ours:
+        return Outcome(_not_ours(label), refused=True)
+    try:
+        return Outcome(f"Undone: {store.undo(expected=action)}.", undone=action)
+    except StoreError:  # another process wrote an action since `last_action`
+        newer = store.last_action()
+        return Outcome(_not_ours(newer[1] if newer else "?"), refused=True)
+
+
+def _not_ours(label: str) -> str:
+    return (
+        f"Not undone: the newest change is '{label}', from another job or screen; undo it on"
+        " the Data screen (u)."
+    )
 
 
 def _no_seeds(tag: str) -> str:

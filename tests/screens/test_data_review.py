@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
+import sqlite3
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,7 +36,7 @@ from screens.widgets.examples_table import ExamplesTable
 from screens.widgets.message_editor import MessageEditor
 from workbench.collect import launch, review
 from workbench.data.store import ExampleStore, Problem, StoreError
-from workbench.jobs import observed_status
+from workbench.jobs import JobStatus, append_event, new_job_id, observed_status, write_status
 from workbench.workspace import Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
@@ -372,3 +374,145 @@ async def test_examples_flagged_by_hand_wait_in_all_but_are_not_candidates(
         await pilot.press("f")
         await settle(pilot)
         assert ids["seeds"][0] not in listed(app)
+
+
+def synthesize(workspace: Workspace, *topics: str) -> list[int]:
+    """Candidates stored as a synth job's process stores them: one action of its own."""
+    with ExampleStore(workspace.db_path) as store:
+        return store.add_examples(
+            [{"messages": chat(f"Page: {topic}", topic.title())} for topic in topics],
+            source="synth",
+            label=f"synthesize {len(topics)} example(s)",
+            tags=["synthetic"],
+            flag="needs-review",
+        )
+
+
+async def test_u_refuses_to_undo_a_newer_change_of_another_job(workspace: Workspace) -> None:
+    ids = seed_workspace(workspace)
+    boots = ids["captured"][0]
+    async with data_app(workspace) as pilot:
+        app = pilot.app
+        await open_review(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        paid_for = synthesize(workspace, *WORDS[:5])  # a synth job writes meanwhile
+
+        await pilot.press("u")
+        await settle(pilot)
+        assert not any(stored(workspace, i).deleted for i in paid_for)
+        assert stored(workspace, boots).flag == "ok"
+        refused = [n for n in notifications(app) if n.startswith("Not undone")]
+        assert refused and "'synthesize 5 example(s)'" in refused[0]
+        assert "Data screen" in refused[0]
+
+
+async def test_u_undoes_this_screens_changes_under_an_older_job(workspace: Workspace) -> None:
+    ids = seed_workspace(workspace)
+    boots, stoves = ids["captured"]
+    async with data_app(workspace) as pilot:
+        app = pilot.app
+        await open_review(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        await pilot.press("d")  # stoves
+        await settle(pilot)
+        await pilot.press("u", "u")
+        await settle(pilot)
+        assert not stored(workspace, stoves).deleted
+        assert stored(workspace, boots).flag == "needs-review"
+        await pilot.press("u")  # next is the capture that stored them: not this screen's
+        await settle(pilot)
+        assert not stored(workspace, boots).deleted
+        assert any("'flag needs-review'" in note for note in notifications(app))
+
+
+async def test_accept_all_accepts_the_ids_asked_about_not_later_arrivals(
+    workspace: Workspace,
+) -> None:
+    ids = seed_workspace(workspace)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
+        await open_review(pilot)
+        await pilot.press("A")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        question = widget_text(app.screen.query_one("#confirm-question", Static))
+        assert "Accept all 3 candidates shown" in question
+        (late,) = synthesize(workspace, "trail maps")  # arrives while the dialog is open
+        await pilot.press("y")
+        await settle(pilot)
+        accepted = [*ids["captured"], *ids["synthetic"]]
+        assert [stored(workspace, i).flag for i in accepted] == ["ok"] * 3
+        assert stored(workspace, late).flag == "needs-review"
+        assert "Accepted 3 examples. u undoes." in notifications(app)
+
+
+async def test_esc_saves_every_queued_change_before_closing(workspace: Workspace) -> None:
+    ids = seed_workspace(workspace)
+    boots, stoves = ids["captured"]
+    async with data_app(workspace) as pilot:
+        app = pilot.app
+        await open_review(pilot)
+        blocker = sqlite3.connect(workspace.db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another writer: the changes wait in line
+        try:
+            await pilot.press("a", "down", "d", "escape")
+            assert isinstance(app.screen, ReviewScreen)
+            assert "Saving 2 changes…" in notifications(app)
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        await settle(pilot)
+        assert stored(workspace, boots).flag == "ok"
+        assert stored(workspace, stoves).deleted
+        assert data_screen(app) is app.screen
+
+
+def running_synth_job(workspace: Workspace, events: list[dict[str, Any]]) -> str:
+    """A synth job whose status says running (in this live process) and whose log holds
+    `events`."""
+    job_id = new_job_id()
+    path = launch.job_dir(workspace, "synth", job_id)
+    path.mkdir(parents=True)
+    write_status(path, JobStatus(job_id, "synth", "running", pid=os.getpid()))
+    for event in events:
+        append_event(path, event)
+    return job_id
+
+
+async def test_a_follower_that_crashes_frees_g_and_says_so(workspace: Workspace) -> None:
+    seed_workspace(workspace)
+    garbled = {"type": "call", "index": 0, "added": 2, "total_added": "two"}
+    running_synth_job(workspace, [{"type": "started", "count": 5, "calls": 1}, garbled])
+    async with data_app(workspace) as pilot:
+        app = pilot.app
+        screen = await open_review(pilot)
+        assert screen.job_id == ""
+        assert not screen.query_one("#review-job").display
+        assert any("Could not follow the generation" in n for n in notifications(app))
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, SynthDialog)
+
+
+async def test_a_start_that_crashes_hides_the_bar_and_says_so(
+    workspace: Workspace, api: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_workspace(workspace)
+
+    def broken(workspace: Workspace, spec: object) -> None:
+        raise RuntimeError("the job folder vanished")
+
+    monkeypatch.setattr(launch, "start_synth", broken)
+    async with data_app(workspace) as pilot:
+        app = pilot.app
+        screen = await open_review(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert not screen.query_one("#review-job").display
+        assert screen.job_label == ""
+        failed = [n for n in notifications(app) if "Could not start the generation" in n]
+        assert failed and "the job folder vanished" in failed[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from data_support import fill, seo_records
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Label, Markdown
@@ -150,6 +151,10 @@ def footer_keys(app: WorkbenchApp) -> list[FooterKey]:
     return list(app.screen.query(FooterKey))
 
 
+def shown_keys(app: WorkbenchApp) -> list[str]:
+    return [key.key for key in footer_keys(app)]
+
+
 async def wait_for_workers(pilot: Pilot[None]) -> None:
     for _ in range(3):
         await pilot.app.workers.wait_for_complete()
@@ -187,21 +192,24 @@ async def test_tests_and_headless_runs_mount_only_the_screens_shown(workspace: W
 
 
 async def test_footer_keeps_its_keys_on_a_return_and_follows_focus(workspace: Workspace) -> None:
+    fill(workspace, seo_records()[:5])
     app = make_app(workspace, probe=Accelerator)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f4", "tab")  # into the prompt: digits type, they switch no screen
         await wait_for_workers(pilot)
-        typing = footer_keys(app)
-        assert "1" not in [key.key for key in typing] and "ctrl+o" in [key.key for key in typing]
+        assert "e" in shown_keys(app)  # the table: edit
+        await pilot.press("slash")  # into the search field: typing keys only
+        await wait_for_workers(pilot)
+        searching = footer_keys(app)
+        assert "e" not in shown_keys(app) and "slash" in shown_keys(app)
+        await pilot.press("f3")
+        await wait_for_workers(pilot)
+        assert "n" in shown_keys(app)  # the Train screen's keys
         await pilot.press("f2")
         await wait_for_workers(pilot)
-        assert "1" in [key.key for key in footer_keys(app)]
-        await pilot.press("f4")
+        assert footer_keys(app) == searching  # the same widgets: nothing was rebuilt
+        await pilot.press("down")  # back to the table
         await wait_for_workers(pilot)
-        assert footer_keys(app) == typing  # the same widgets: nothing was rebuilt
-        await pilot.press("shift+tab")  # back to the transcript, where digits switch screens
-        await wait_for_workers(pilot)
-        assert "1" in [key.key for key in footer_keys(app)]
+        assert "e" in shown_keys(app)
 
 
 async def test_a_theme_changed_meanwhile_restyles_a_screen_on_its_return(

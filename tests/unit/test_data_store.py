@@ -243,3 +243,19 @@ def test_a_text_search_counts_only_live_examples(store: ExampleStore) -> None:
     assert store.count(Query(text="prune")) == 1
     assert store.count(Query(text="prune", sort="output_tokens")) == 1
     assert store.count(Query(text="prune", deleted=True)) == 1
+
+
+def test_undo_of_an_expected_action_refuses_a_newer_one(db: Path, store: ExampleStore) -> None:
+    """A screen undoing its own change must not undo what another process wrote meanwhile."""
+    ids = add_three(store)
+    store.set_flag([ids[0]], "ok")
+    mine = store.last_action()
+    assert mine is not None
+    with ExampleStore(db) as other:  # a capture proxy, say, adds a candidate
+        other.add_examples([chat("New?", "Yes.")], label="capture 1 example(s)")
+    with pytest.raises(StoreError, match="capture 1 example"):
+        store.undo(expected=mine[0])
+    assert store.count() == 4  # nothing undone
+    with ExampleStore(db) as other:
+        assert other.undo() == "capture 1 example(s)"
+    assert store.undo(expected=mine[0]) == mine[1]

@@ -1060,21 +1060,30 @@ class ExampleStore:
             return []
         return self.validator({**json.loads(extra or "{}"), "messages": messages})
 
-    def undo(self) -> str | None:
-        """Undo the latest action; returns its label, or None when there is nothing to undo."""
-        return self._replay(_DONE, "DESC", "before", _UNDONE)
+    def undo(self, expected: int | None = None) -> str | None:
+        """Undo the latest action; returns its label, or None when there is nothing to undo.
+
+        With `expected` (an action id), undo only if the latest action is still that one (in
+        the same transaction); StoreError names the newer action otherwise.
+        """
+        return self._replay(_DONE, "DESC", "before", _UNDONE, expected)
 
     def redo(self) -> str | None:
         """Redo the action undone last; returns its label, or None."""
         return self._replay(_UNDONE, "ASC", "after", _DONE)
 
-    def _replay(self, state: int, order: str, side: str, new_state: int) -> str | None:
+    def _replay(
+        self, state: int, order: str, side: str, new_state: int, expected: int | None = None
+    ) -> str | None:
         """Undo and redo are one walk: take the next action in `state` (latest done first for
         undo, earliest undone first for redo), put each example it touched back to its `side`
         snapshot in that same order, and mark the action `new_state`."""
         created = side == "after"
         with self._transaction() as db:
             row = self._next_action(db, state, order)
+            if expected is not None and (row is None or row["id"] != expected):
+                newer = f"'{row['label']}'" if row is not None else "none"
+                raise StoreError(f"the newest change is {newer}, not the one expected")
             if row is None:
                 return None
             for change in db.execute(
@@ -1093,6 +1102,23 @@ class ExampleStore:
     def redo_label(self) -> str | None:
         """What redo would redo, or None."""
         return self._label_of(_UNDONE, "ASC")
+
+    def last_action(self, example_id: int | None = None) -> tuple[int, str] | None:
+        """The action undo would take now, as (id, label); with `example_id`, the newest done
+        one that changed that example. Other processes (a capture proxy, a synth job) record
+        actions in the same database: a screen remembers its own through this, to undo only
+        those."""
+        sql = "SELECT id, label FROM actions WHERE state = ? ORDER BY id DESC LIMIT 1"
+        params: tuple[int, ...] = (_DONE,)
+        if example_id is not None:
+            sql = (
+                "SELECT a.id, a.label FROM history h JOIN actions a ON a.id = h.action_id"
+                " WHERE h.example_id = ? AND a.state = ? ORDER BY a.id DESC LIMIT 1"
+            )
+            params = (example_id, _DONE)
+        with self._lock:
+            row = self._db.execute(sql, params).fetchone()
+        return (int(row[0]), str(row[1])) if row else None
 
     def _label_of(self, state: int, order: str) -> str | None:
         with self._lock:
