@@ -195,6 +195,11 @@ def _tokenize(job: TrainJob, tokenizer: Any) -> tuple[TokenizedSplit, TokenizedS
     )
 
 
+def _examples(count: int, one: str = "is", many: str = "are") -> str:
+    """`1 example is`, `3 examples are`."""
+    return f"1 example {one}" if count == 1 else f"{count:,} examples {many}"
+
+
 def _data_warnings(
     train_split: TokenizedSplit, val_split: TokenizedSplit, max_length: int
 ) -> Iterator[RunWarning]:
@@ -202,14 +207,14 @@ def _data_warnings(
     if truncated:
         yield RunWarning(
             kind="data",
-            message=f"{truncated} examples are longer than max_seq_length {max_length} and "
-            "were truncated (their answers' ends are not learned)",
+            message=f"{_examples(truncated)} longer than max_seq_length {max_length}: "
+            "truncated (the answers' ends are not learned)",
         )
     dropped = train_split.dropped + val_split.dropped
     if dropped:
         yield RunWarning(
             kind="data",
-            message=f"{dropped} examples were left out: no assistant answer to learn "
+            message=f"{_examples(dropped, 'was', 'were')} left out: no assistant answer to learn "
             "within max_seq_length",
         )
 
