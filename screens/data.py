@@ -218,13 +218,14 @@ a restart.
 - **/** searches, **f** filters (split, tag, flag, problems, length), **s** sorts
 - **e** edits the highlighted example's messages, **d** deletes (or restores) it
 - **t** tags, **F** flags it ok / needs review / bad, **m** moves it to another split
+- **S** splits all into train / val / test (a run needs train and val), with a preview
 - **b** applies an action to every example the search and filters select
 - **v** validates, **c** strips the old pipeline's instructions, **x** shows the stats,
   **q** lists the lines an import could not read, **i** imports a file (**Esc** stops it)
 - **o** opens the highlighted example's input in the Chat screen
 - **r** reviews the captured and synthetic examples waiting (accept, edit, reject) and
   generates more with Claude; the line above the table says how many wait
-- Ctrl+P lists more: split train/val/test, tag or delete duplicates, tidy whitespace
+- Ctrl+P lists more: tag or delete duplicates, tidy whitespace
 """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -297,6 +298,14 @@ a restart.
             id="data.move",
             show=False,
             tooltip="Move the highlighted example to another split",
+        ),
+        Binding(
+            "S",
+            "split",
+            "Split all",
+            id="data.split",
+            show=False,
+            tooltip="Assign train/val/test to every example (data.val_fraction, test_fraction)",
         ),
         Binding(
             "b",
@@ -1245,7 +1254,7 @@ a restart.
             ),
             command(
                 "split",
-                "Assign train/val/test from data.val_fraction and test_fraction",
+                "Assign train/val/test from data.val_fraction and test_fraction (S)",
                 self.action_split,
             ),
             command(

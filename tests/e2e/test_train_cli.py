@@ -158,7 +158,7 @@ def last_step(run_dir: Path, kind: str) -> int | None:
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("no-val", "hold some examples out (on the Data screen"),
+        ("no-val", "hold some examples out (S on the Data screen"),
         ("bad-model", "train.base_model = '/nonexistent/model': no such directory"),
         ("short-max-length", "train.max_seq_length = 64 is below the prompt length of 30 of 30"),
     ],

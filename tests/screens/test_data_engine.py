@@ -119,6 +119,20 @@ async def test_split_from_the_palette(workspace: Workspace) -> None:
         assert store.split_counts() == {"train": 16, "val": 2, "test": 2, "unassigned": 0}
 
 
+async def test_split_all_with_S_then_cancel_changes_nothing(workspace: Workspace) -> None:
+    fill(workspace, [pair(f"topic {i}", f"Answer {i}.") for i in range(20)])
+    async with data_app(workspace) as pilot:
+        await settle(pilot)
+        await pilot.press("S")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, ConfirmScreen)
+        assert "train 16, val 2, test 2" in pilot.app.screen.question
+        await pilot.press("n")
+        await settle(pilot)
+    with ExampleStore(workspace.db_path) as store:
+        assert store.split_counts()["unassigned"] == 20
+
+
 async def test_stats_panel_counts_splits_problems_and_duplicates(workspace: Workspace) -> None:
     ids = fill(workspace, [pair("a", "Same."), pair("a", "Same."), pair("b", "Other answer.")])
     with ExampleStore(workspace.db_path) as store:

@@ -67,14 +67,14 @@ def collect_examples(db_path: Path) -> FrozenData:
         val = list(store.iter_examples(split="val", include_candidates=False))
     if not train:
         raise DataError(
-            "the train split is empty: import examples and assign splits (on the Data "
-            "screen, Ctrl+P then `data: split`; or `workbench data split --val N`)"
+            "the train split is empty: import examples and assign splits (S on the Data "
+            "screen, or `workbench data split --val N`)"
         )
     if not val:
         raise DataError(
             "the validation split is empty, so eval loss and the best checkpoint cannot be "
-            "measured: hold some examples out (on the Data screen, Ctrl+P then `data: split`; "
-            "or `workbench data split --val N`)"
+            "measured: hold some examples out (S on the Data screen, or "
+            "`workbench data split --val N`)"
         )
     return FrozenData(
         train=tuple(example.messages for example in train),
